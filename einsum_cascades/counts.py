@@ -1,0 +1,133 @@
+"""Operator and iteration-space counts of Einsums, as exact integers.
+
+Counting convention (the one the FuseMax artifact uses): every point of an
+Einsum's iteration space applies each operator of its right-hand side once; a
+reduction of n values counts n applications of the reduction operator into its
+initial value; a multiply whose product is sum-reduced is one
+multiply-accumulate (``mac``), and the reduction's add is not counted apart.
+A plain copy or a constant costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from math import prod
+
+from einsum_cascades.errors import CascadeError
+from einsum_cascades.ir import Access, Call, Cascade, Einsum, Expr
+
+
+def operator_counts(einsum: Einsum) -> dict[str, int]:
+    """Count operator applications per iteration-space point of ``einsum``.
+
+    Returns
+    -------
+    dict
+        Operator name (``mac``, ``mul``, ``add``, ``sub``, ``max``, ``exp``,
+        ``sub_exp``, ``div``, ...) to applications per point.
+
+    Examples
+    --------
+    >>> from einsum_cascades.library import load_library_cascade
+    >>> cascade = load_library_cascade("attention-1pass")
+    >>> operator_counts(cascade.einsum("BQK")), operator_counts(cascade.einsum("SLN"))
+    ({'mac': 1}, {'sub_exp': 1})
+    """
+    counts: Counter[str] = Counter()
+    expr = einsum.expr
+    reduced = bool(einsum.reduced_variables)
+    fused_mac = reduced and einsum.reduce_operator == "add" and isinstance(expr, Call) and expr.operator == "mul"
+    if fused_mac:
+        counts["mac"] += 1
+        for arg in expr.args:
+            _count_calls(arg, counts)
+    else:
+        _count_calls(expr, counts)
+        if reduced:
+            counts[einsum.reduce_operator] += 1
+    return dict(counts)
+
+
+def _count_calls(expr: Expr, counts: Counter[str]) -> None:
+    if isinstance(expr, Call):
+        counts[expr.operator] += 1
+        for arg in expr.args:
+            _count_calls(arg, counts)
+
+
+def rank_sizes(cascade: Cascade, sizes: dict[str, int]) -> dict[str, int]:
+    """Complete a size assignment with the sizes of partitioned sub-ranks.
+
+    ``sizes`` gives every unpartitioned rank and, for each partition, the whole
+    rank and all sub-ranks but the outermost; the outermost is the ceiling of
+    the whole over the product of the others (the last tile may be partial).
+
+    Raises
+    ------
+    CascadeError
+        If a size is missing or not a positive integer.
+
+    Examples
+    --------
+    >>> from einsum_cascades.library import load_library_cascade
+    >>> cascade = load_library_cascade("attention-1pass")
+    >>> full = rank_sizes(cascade, dict(B=1, H=1, E=64, F=64, M=1000, P=1000, M0=256))
+    >>> full["M1"]
+    4
+    """
+    result = dict(sizes)
+    for rank, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise CascadeError(f"size of rank {rank} must be a positive integer, got {value!r}")
+    for partition in cascade.partitions:
+        inner = partition.parts[1:]
+        missing = [part for part in (partition.rank,) + inner if part not in result]
+        if missing:
+            raise CascadeError(
+                f"partition {partition.rank} = {' x '.join(partition.parts)} needs sizes for {', '.join(missing)}"
+            )
+        tile = prod(result[part] for part in inner)
+        result[partition.parts[0]] = -(-result[partition.rank] // tile)
+    missing = [rank for rank in cascade.ranks if rank not in result]
+    if missing:
+        raise CascadeError(f"missing size for rank(s) {', '.join(missing)}")
+    return result
+
+
+def einsum_ranks(cascade: Cascade, einsum: Einsum) -> tuple[str, ...]:
+    """Ranks of the iteration space of ``einsum``, batch ranks first."""
+    return cascade.batch_ranks + tuple(variable.upper() for variable in einsum.variables)
+
+
+def extent(cascade: Cascade, ranks: tuple[str, ...], sizes: dict[str, int]) -> int:
+    """Exact number of points in the space spanned by ``ranks``.
+
+    When every sub-rank of a partition is present the points are the whole
+    rank's coordinates (a partial last tile contributes only the coordinates
+    that exist); otherwise each sub-rank contributes its own size.
+    """
+    remaining = list(ranks)
+    total = 1
+    for partition in cascade.partitions:
+        if all(part in remaining for part in partition.parts):
+            total *= sizes[partition.rank]
+            for part in partition.parts:
+                remaining.remove(part)
+    for rank in remaining:
+        total *= sizes[rank]
+    return total
+
+
+def iteration_points(cascade: Cascade, einsum: Einsum, sizes: dict[str, int]) -> int:
+    """Exact number of iteration-space points of ``einsum`` at the given rank sizes."""
+    return extent(cascade, einsum_ranks(cascade, einsum), sizes)
+
+
+def tensor_elements(cascade: Cascade, tensor: str, sizes: dict[str, int]) -> int:
+    """Exact number of elements of ``tensor`` at the given rank sizes."""
+    return extent(cascade, cascade.tensor_ranks(tensor), sizes)
+
+
+def access_ranks(cascade: Cascade, access: Access) -> tuple[str, ...]:
+    """Ranks of the iteration space that an operand access depends on, batch ranks first."""
+    return cascade.batch_ranks + tuple(variable.upper() for variable in access.variables)
