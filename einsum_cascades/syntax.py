@@ -50,8 +50,8 @@ from einsum_cascades.ir import (
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_\-]*[A-Za-z0-9_]|[A-Za-z_])"
-    r"|(?P<op><=|>=|!=|::|\^\{|[-+*/×÷=<>()\[\],:{}^∨∪∧]))"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op><=|>=|!=|::|\^\{|[-+*/×÷=<>()\[\],:{}^∨∪∩∧]))"
 )
 
 # Operators a reduction suffix may name, with their ASCII and Unicode spellings.
@@ -182,8 +182,9 @@ class _Builder:
         self.batch: list[str] = []
         self.partitions: list[Partition] = []
         self.inputs: dict[str, tuple[str, ...]] = {}
-        self.outputs: list[tuple[str, SourcePosition]] = []
+        self.outputs: list[tuple[str, tuple[str, ...], SourcePosition]] = []
         self.iteration: Iteration | None = None
+        self.iteration_position: SourcePosition | None = None
         self.section: str | None = None
         self.initialization: list[Einsum] = []
         self.einsums: list[Einsum] = []
@@ -210,13 +211,13 @@ class _Builder:
             if not line.done():
                 self._einsum(line)
             return
-        if keyword == "cascade" and head.kind == "name" and line.peek(1) is not None and line.peek(1).kind == "name":
+        if keyword == "cascade" and head.kind == "name" and self._is_keyword_line(line):
             line.take()
-            self.name = line.take().text
+            self.name = self._cascade_name(line)
             line.expect_end()
         elif keyword in ("ranks", "batch") and self._is_keyword_line(line):
             line.take()
-            names = self._rank_names(line)
+            names = self._rank_names(line, declared=keyword == "batch")
             (self.ranks if keyword == "ranks" else self.batch).extend(names)
         elif keyword == "partition" and self._is_keyword_line(line):
             line.take()
@@ -236,16 +237,32 @@ class _Builder:
             self._einsum(line)
 
     @staticmethod
+    def _cascade_name(line: _Line) -> str:
+        first = line.expect_name("a cascade name")
+        name = first.text
+        end = first.column + len(first.text)
+        # A cascade name may contain hyphens (attention-1pass), which the tokenizer
+        # splits off, so glue back the tokens that touch without a space.
+        while not line.done() and line.peek().column == end and (line.peek().kind != "op" or line.at("-")):
+            token = line.take()
+            name += token.text
+            end = token.column + len(token.text)
+        return name
+
+    @staticmethod
     def _is_keyword_line(line: _Line) -> bool:
         following = line.peek(1)
         return following is None or following.text not in ("=", "[")
 
-    def _rank_names(self, line: _Line) -> list[str]:
+    def _rank_names(self, line: _Line, declared: bool = False) -> list[str]:
+        """Read rank names. With ``declared``, each name must already appear in a ``ranks`` statement."""
         names = []
         while not line.done():
             token = line.expect_name("a rank name")
             if not token.text[0].isupper():
                 raise CascadeError(f"rank {token.text!r} must start with an upper-case letter", line.position(token))
+            if declared:
+                self._require_rank(token, line)
             names.append(token.text)
             if line.at(","):
                 line.take()
@@ -289,21 +306,23 @@ class _Builder:
             if keyword == "input":
                 self.inputs[name.text] = tuple(ranks)
             else:
-                self.outputs.append((name.text, line.position(name)))
+                self.outputs.append((name.text, tuple(ranks), line.position(name)))
             if line.at(","):
                 line.take()
 
     def _iterate(self, line: _Line) -> None:
         variable = line.expect_name("the iterative rank variable")
         line.expect("until")
+        tested = line.peek()
         condition = self._condition(line)
         line.expect_end()
         if condition.variable != variable.text:
             raise CascadeError(
                 f"the stopping condition must test {variable.text!r}, not {condition.variable!r}",
-                line.position(variable),
+                line.position(tested),
             )
         self.iteration = Iteration(variable.text, condition)
+        self.iteration_position = line.position(variable)
 
     def _require_rank(self, token: _Token, line: _Line) -> None:
         if token.text not in self.ranks:
@@ -364,16 +383,14 @@ class _Builder:
                 variables = (variable_token.text.lstrip("_"),)
             else:
                 variables = (token.text[2:],)
-            operator_token = line.expect_name("a reduction operator (max, sum)")
-            operator = self._reduce_operator(operator_token, line)
+            operator = self._reduce_operator(line, "a reduction operator (max, sum)")
             line.expect("(")
             merge = line.take()
             if merge.text not in ("∪", "U", "∩", "1"):
                 raise CascadeError(f"unknown merge operator {merge.text!r}; use ∪ (or U)", line.position(merge))
             line.expect(")")
             return operator, variables
-        operator_token = line.expect_name("a reduction such as max(m0) or sum(m)")
-        operator = self._reduce_operator(operator_token, line)
+        operator = self._reduce_operator(line, "a reduction such as max(m0) or sum(m)")
         line.expect("(")
         variables: list[str] = []
         while not line.at(")"):
@@ -384,7 +401,8 @@ class _Builder:
         return operator, tuple(variables)
 
     @staticmethod
-    def _reduce_operator(token: _Token, line: _Line) -> str:
+    def _reduce_operator(line: _Line, what: str) -> str:
+        token = line.take() if line.at("+") else line.expect_name(what)
         if token.text not in _REDUCE_NAMES:
             valid = ", ".join(sorted(_REDUCE_NAMES))
             raise CascadeError(f"unknown reduction operator {token.text!r}; valid: {valid}", line.position(token))
@@ -519,7 +537,7 @@ class _Builder:
                     f"expected a rank variable, a rank size or an integer, found {token.text!r}",
                     line.position(token),
                 )
-            if line.at("*"):
+            if line.at("*") or line.at("×"):
                 line.take()
                 continue
             return Term(coefficient, tuple(factors))
@@ -561,11 +579,19 @@ class _Builder:
                         f"but is accessed with {len(access.indices)} index(es)",
                         access.position,
                     )
-        for name, position in self.outputs:
+        for name, ranks, position in self.outputs:
             if name not in tensors:
                 raise CascadeError(f"output {name!r} is never written by an Einsum", position)
+            if tensors[name] != ranks:
+                raise CascadeError(
+                    f"output {name} declared with ranks [{', '.join(ranks)}] but written with "
+                    f"[{', '.join(tensors[name])}]",
+                    position,
+                )
         if self.iteration is not None and self.iteration.variable not in variables:
-            raise CascadeError(f"iterative rank variable {self.iteration.variable!r} has no declared rank", start)
+            raise CascadeError(
+                f"iterative rank variable {self.iteration.variable!r} has no declared rank", self.iteration_position
+            )
 
         return Cascade(
             name=self.name,
@@ -574,7 +600,7 @@ class _Builder:
             batch_ranks=tuple(self.batch),
             partitions=tuple(self.partitions),
             inputs=tuple(self.inputs),
-            outputs=tuple(name for name, _ in self.outputs),
+            outputs=tuple(name for name, _, _ in self.outputs),
             tensors=tensors,
             initialization=tuple(self.initialization),
             einsums=tuple(self.einsums),
@@ -586,15 +612,21 @@ class _Builder:
     def _check_variables(einsum: Einsum, variables: dict[str, str]) -> None:
         for access in (einsum.output,) + einsum.accesses:
             for index in access.indices:
-                for term in index.expr.terms:
-                    for factor in term.factors:
-                        if factor.islower() and factor not in variables:
-                            raise CascadeError(
-                                f"unknown rank variable {factor!r}; rank variables: {', '.join(variables)}",
-                                access.position,
-                            )
-                        if factor.isupper() and factor.lower() not in variables and not factor[0].isupper():
-                            raise CascadeError(f"unknown rank size {factor!r}", access.position)
+                factors = [factor for term in index.expr.terms for factor in term.factors]
+                if index.condition is not None:
+                    factors.append(index.condition.variable)
+                    factors.extend(factor for term in index.condition.bound.terms for factor in term.factors)
+                for factor in factors:
+                    if factor.islower() and factor not in variables:
+                        raise CascadeError(
+                            f"unknown rank variable {factor!r}; rank variables: {', '.join(variables)}",
+                            access.position,
+                        )
+                    if not factor.islower() and factor not in variables.values():
+                        raise CascadeError(
+                            f"unknown rank size {factor!r}; ranks: {', '.join(variables.values())}",
+                            access.position,
+                        )
 
     @staticmethod
     def _output_rank(index: Index, variables: dict[str, str], einsum: Einsum) -> str:

@@ -1,0 +1,392 @@
+"""Analytical model of a mapped cascade: cycles, DRAM traffic, energy, utilization and buffer need.
+
+For each Einsum the model reads its iteration space, operand projections and
+operator counts from the cascade, its loop nest and array from the mapping,
+and operator costs, sizes and energies from the architecture:
+
+* compute cycles = product of temporal loop bounds x cycles per iteration point
+  (the sum over the Einsum's operators of their cycle cost on the bound array);
+* accesses per storage level by the loop-nest reuse rule (see ``loopnest``);
+* DRAM traffic from the tensors kept in DRAM, with a fraction of each on-chip
+  tensor's buffer accesses spilled to DRAM when the mapping says so;
+* energy = action counts x per-action energies.
+
+The mapping's schedule combines Einsum compute times: stages run back to
+back, the two arrays overlap within a stage, and latency is the maximum of
+compute and memory time when the mapping overlaps them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from einsum_cascades.counts import access_ranks, einsum_ranks, extent, iteration_points, operator_counts
+from einsum_cascades.ir import Cascade, Einsum
+from einsum_cascades.library import resolve_cascade
+from fusemax.arch import Architecture
+from fusemax.errors import SpecError
+from fusemax.mapping import LEVELS, Mapping
+from fusemax.model.loopnest import (
+    Factors,
+    LoopNest,
+    buffer_footprint_words,
+    build_loop_nest,
+    max_fit_candidates,
+    resolve_factors,
+    size_names,
+)
+from fusemax.specs import evaluate_size
+from fusemax.workloads import Workload
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EinsumResult:
+    """Per-Einsum results; ``work_cycles`` is busy time if the whole array worked on it."""
+
+    name: str
+    array: str
+    points: int
+    cycles_per_point: int
+    compute_cycles: int
+    work_cycles: float
+    actions: dict[str, int]
+    reads: dict[str, float] = field(default_factory=dict)
+    writes: dict[str, float] = field(default_factory=dict)
+    traffic_read_words: float = 0.0
+    traffic_write_words: float = 0.0
+    utilization: float = 0.0
+
+
+@dataclass
+class Evaluation:
+    """The analytical result of one architecture, mapping and workload."""
+
+    arch: Architecture
+    mapping: Mapping
+    workload: Workload
+    factors: Factors
+    per_einsum: dict[str, EinsumResult]
+    compute_cycles: int
+    memory_s: float
+    latency_s: float
+    traffic_bytes: float
+    energy_pj: float
+    energy_breakdown_pj: dict[str, float]
+    utilization: dict[str, float]
+    buffer_bytes: int
+    buffer_tensors_words: dict[str, int]
+
+    @property
+    def compute_s(self) -> float:
+        return self.compute_cycles / self.arch.clock_hz
+
+    @property
+    def cycles(self) -> float:
+        """Latency in clock cycles (fractional when memory time dominates)."""
+        return self.latency_s * self.arch.clock_hz
+
+    def array_compute_s(self, array: str) -> float:
+        """Sum of the compute times of the Einsums bound to ``array``, in seconds."""
+        return sum(r.compute_cycles for r in self.per_einsum.values() if r.array == array) / self.arch.clock_hz
+
+    def to_json(self) -> dict:
+        """The result as the JSON object of ``fusemax evaluate --json``."""
+        return {
+            "arch": self.arch.name,
+            "mapping": self.mapping.name,
+            "cascade": self.mapping.cascade,
+            "workload": {**self.workload.sizes, "model": self.workload.model},
+            "latency_s": self.latency_s,
+            "cycles": self.cycles,
+            "compute_cycles": self.compute_cycles,
+            "memory_s": self.memory_s,
+            "traffic_bytes": self.traffic_bytes,
+            "energy_pj": self.energy_pj,
+            "energy_breakdown_pj": self.energy_breakdown_pj,
+            "utilization": self.utilization,
+            "buffer_bytes": self.buffer_bytes,
+            "buffer_capacity_bytes": self.arch.global_buffer.capacity_bytes,
+            "factors": {f: s for f, s in self.factors.size.items() if f not in self.factors.rank_size or f in self.mapping.partition_sizes},
+            "per_einsum": {
+                name: {
+                    "array": r.array,
+                    "points": r.points,
+                    "cycles": r.compute_cycles,
+                    "latency_s": r.compute_cycles / self.arch.clock_hz,
+                    "utilization": r.utilization,
+                    "actions": r.actions,
+                    "traffic_bytes": (r.traffic_read_words + r.traffic_write_words) * self.arch.word_bytes,
+                }
+                for name, r in self.per_einsum.items()
+            },
+        }
+
+
+def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict[str, str] | None = None) -> Evaluation:
+    """Evaluate a mapped cascade analytically.
+
+    Parameters
+    ----------
+    arch, mapping : validated specs
+    workload : rank sizes of one attention layer
+    row : the configuration-table row the mapping was resolved with, if any
+
+    Raises
+    ------
+    SpecError
+        If the mapping does not fit the cascade or the architecture, or the
+        global buffer cannot hold even one tile.
+
+    Examples
+    --------
+    >>> from fusemax.arch import load_architecture
+    >>> from fusemax.mapping import load_mapping
+    >>> from fusemax.workloads import model_workload
+    >>> mapping, _ = load_mapping("fusemax-binding")
+    >>> result = evaluate(load_architecture("fusemax-cloud"), mapping, model_workload("BERT", 1024))
+    >>> round(result.latency_s, 9), int(result.traffic_bytes)
+    (0.00201314, 402653184)
+    """
+    cascade = resolve_cascade(mapping.cascade)
+    _check_binding(cascade, mapping)
+    names = size_names(arch, workload.sizes, row or {})
+    factors = _choose_factors(cascade, mapping, arch, names, workload)
+    footprint = buffer_footprint_words(cascade, mapping, factors)
+    buffer_bytes = int(sum(footprint.values()) * arch.word_bytes)
+
+    spill = {t: float(evaluate_size(v, names, f"spill.{t}")) for t, v in mapping.spill.items()}
+    per_einsum: dict[str, EinsumResult] = {}
+    for einsum in cascade.einsums:
+        nest = build_loop_nest(cascade, einsum, mapping, arch, factors)
+        per_einsum[einsum.name] = _evaluate_einsum(cascade, einsum, mapping, arch, factors, nest, spill)
+
+    compute_cycles = _schedule_cycles(mapping, per_einsum, names)
+    traffic_words = sum(r.traffic_read_words + r.traffic_write_words for r in per_einsum.values())
+    traffic_bytes = traffic_words * arch.word_bytes
+    memory_s = traffic_bytes / arch.dram.bandwidth_bytes_per_s
+    compute_s = compute_cycles / arch.clock_hz
+    latency_s = max(compute_s, memory_s) if mapping.overlap_memory else compute_s + memory_s
+
+    latency_cycles = latency_s * arch.clock_hz
+    utilization: dict[str, float] = defaultdict(float)
+    for result in per_einsum.values():
+        result.utilization = result.work_cycles / latency_cycles
+        utilization[result.array] += result.utilization
+    for array in ("array2d", "array1d"):
+        utilization.setdefault(array, 0.0)
+
+    breakdown = _energy(arch, per_einsum)
+    return Evaluation(
+        arch=arch,
+        mapping=mapping,
+        workload=workload,
+        factors=factors,
+        per_einsum=per_einsum,
+        compute_cycles=compute_cycles,
+        memory_s=memory_s,
+        latency_s=latency_s,
+        traffic_bytes=traffic_bytes,
+        energy_pj=sum(breakdown.values()),
+        energy_breakdown_pj=breakdown,
+        utilization=dict(utilization),
+        buffer_bytes=buffer_bytes,
+        buffer_tensors_words=footprint,
+    )
+
+
+def _check_binding(cascade: Cascade, mapping: Mapping) -> None:
+    names = [e.name for e in cascade.einsums]
+    unbound = [n for n in names if n not in mapping.einsums]
+    unknown = [n for n in mapping.einsums if n not in names]
+    if unbound or unknown:
+        raise SpecError(
+            f"mapping {mapping.name}: einsums must bind exactly the Einsums of cascade {cascade.name} "
+            f"({', '.join(names)}); unbound: {', '.join(unbound) or 'none'}; unknown: {', '.join(unknown) or 'none'}"
+        )
+    scheduled = [n for stage in mapping.schedule for n in stage.array2d + stage.array1d]
+    for name in names:
+        if scheduled.count(name) != 1:
+            raise SpecError(f"mapping {mapping.name}: schedule must list Einsum {name} exactly once")
+    for stage in mapping.schedule:
+        for array in ("array2d", "array1d"):
+            for name in getattr(stage, array):
+                if name in mapping.einsums and mapping.einsums[name].array != array:
+                    raise SpecError(
+                        f"mapping {mapping.name}: schedule puts {name} on {array} but einsums.{name}.array is "
+                        f"{mapping.einsums[name].array}"
+                    )
+
+
+def _choose_factors(cascade: Cascade, mapping: Mapping, arch: Architecture, names: dict, workload: Workload) -> Factors:
+    """Resolve factor sizes, picking the largest ``max-fit`` size whose buffer need fits."""
+    factors = resolve_factors(cascade, mapping, names, workload.sizes)
+    search = max_fit_candidates(mapping, factors, names)
+    if search is None:
+        return factors
+    factor, candidates = search
+    capacity = arch.global_buffer.capacity_bytes
+    for candidate in candidates:
+        trial = resolve_factors(cascade, mapping, names, workload.sizes, max_fit=candidate)
+        need = sum(buffer_footprint_words(cascade, mapping, trial).values()) * arch.word_bytes
+        if need <= capacity:
+            logger.debug("chose %s=%d (buffer need %d of %d bytes)", factor, candidate, need, capacity)
+            return trial
+    smallest = resolve_factors(cascade, mapping, names, workload.sizes, max_fit=1)
+    need_words = buffer_footprint_words(cascade, mapping, smallest)
+    need = int(sum(need_words.values()) * arch.word_bytes)
+    detail = ", ".join(f"{t} {w * arch.word_bytes:g}" for t, w in need_words.items())
+    raise SpecError(
+        f"global_buffer.capacity_bytes: {capacity} bytes is too small for one tile of mapping {mapping.name}: "
+        f"it needs {need} bytes with {factor}=1 ({detail}); use at least {need} bytes or a smaller array"
+    )
+
+
+def _evaluate_einsum(
+    cascade: Cascade,
+    einsum: Einsum,
+    mapping: Mapping,
+    arch: Architecture,
+    factors: Factors,
+    nest: LoopNest,
+    spill: dict[str, float],
+) -> EinsumResult:
+    binding = mapping.einsums[einsum.name]
+    array = arch.array(binding.array)
+    counts = operator_counts(einsum)
+    cycles_per_point = 0
+    actions: dict[str, int] = defaultdict(int)
+    points = iteration_points(cascade, einsum, factors.rank_size)
+    for operator, count in counts.items():
+        cost = array.operators.get(operator)
+        if cost is None:
+            raise SpecError(
+                f"{arch.name}: Einsum {einsum.name} of mapping {mapping.name} needs operator {operator!r}, which "
+                f"{binding.array} cannot run; it runs: {', '.join(array.operators)}"
+            )
+        cycles_per_point += count * cost.cycles_per_application
+        for unit, per_application in cost.actions.items():
+            actions[unit] += points * count * per_application
+
+    result = EinsumResult(
+        name=einsum.name,
+        array=binding.array,
+        points=points,
+        cycles_per_point=cycles_per_point,
+        compute_cycles=nest.temporal_iterations * cycles_per_point,
+        work_cycles=points * cycles_per_point / array.processing_elements,
+        actions=dict(actions),
+    )
+
+    operands = [(access, False) for access in einsum.accesses] + [(einsum.output, True)]
+    register_reads = points * len(einsum.accesses)
+    result.reads[f"{binding.array}.register_file"] = register_reads
+    result.writes[f"{binding.array}.register_file"] = points
+    for access, is_output in operands:
+        keep = binding.keep.get(access.tensor, mapping.keep.get(access.tensor, []))
+        levels = [level for level in LEVELS if level in keep]
+        if not levels:
+            continue
+        relevant = set(access_ranks(cascade, access))
+        elements = extent(cascade, tuple(dict.fromkeys(access_ranks(cascade, access))), factors.rank_size)
+        _count_accesses(result, access.tensor, levels, relevant, elements, nest, is_output, spill.get(access.tensor, 0.0))
+    return result
+
+
+def _count_accesses(
+    result: EinsumResult,
+    tensor: str,
+    levels: list[str],
+    relevant: set[str],
+    elements: int,
+    nest: LoopNest,
+    is_output: bool,
+    spill_fraction: float,
+) -> None:
+    """Add one operand's reads and writes per level, and its DRAM traffic, to ``result``."""
+    reads: dict[str, float] = defaultdict(float)
+    writes: dict[str, float] = defaultdict(float)
+    innermost = levels[-1]
+    served = elements * nest.refetches(relevant)
+    if is_output:
+        writes[innermost] += served
+        reads[innermost] += max(0, served - elements)
+    else:
+        reads[innermost] += served
+    for child, parent in zip(reversed(levels[1:]), reversed(levels[:-1])):
+        above = tuple(LEVELS[: LEVELS.index(child)])
+        moved = elements * nest.refetches(relevant, above)
+        if is_output:
+            writes[parent] += moved
+            reads[child] += moved
+        else:
+            writes[child] += moved
+            reads[parent] += moved
+
+    # DRAM traffic, with the FuseMax artifact's elision: reads equal to updates are first reads of
+    # a read-write tensor that never happen, so they are not counted.
+    on_chip = "global_buffer" in levels
+    if "dram" in levels:
+        dram_reads = reads["dram"] if reads["dram"] != writes["dram"] else 0.0
+        share = 1.0 - spill_fraction if on_chip else 1.0
+        result.traffic_read_words += dram_reads * share
+        result.traffic_write_words += writes["dram"] * share
+    if on_chip and spill_fraction > 0:
+        buffer_reads = reads["global_buffer"] if reads["global_buffer"] != writes["global_buffer"] else 0.0
+        result.traffic_read_words += buffer_reads * spill_fraction
+        result.traffic_write_words += writes["global_buffer"] * spill_fraction
+
+    for level, count in reads.items():
+        result.reads[level] = result.reads.get(level, 0.0) + count
+    for level, count in writes.items():
+        result.writes[level] = result.writes.get(level, 0.0) + count
+
+
+def _schedule_cycles(mapping: Mapping, per_einsum: dict[str, EinsumResult], names: dict) -> int:
+    total = 0
+    for index, stage in enumerate(mapping.schedule):
+        busy_2d = sum(per_einsum[name].compute_cycles for name in stage.array2d)
+        busy_1d = sum(per_einsum[name].compute_cycles for name in stage.array1d)
+        total += max(busy_2d, busy_1d)
+        if stage.stall is not None:
+            if stage.stall.einsum not in per_einsum:
+                raise SpecError(f"mapping {mapping.name}: schedule.{index}.stall.einsum: unknown Einsum {stage.stall.einsum!r}")
+            times = evaluate_size(stage.stall.times, names, f"schedule.{index}.stall.times")
+            total += int(times * per_einsum[stage.stall.einsum].compute_cycles)
+    return total
+
+
+def _energy(arch: Architecture, per_einsum: dict[str, EinsumResult]) -> dict[str, float]:
+    """Energy per component in pJ: units, DRAM, global buffer, array buffer and register files."""
+    breakdown: dict[str, float] = defaultdict(float)
+    for result in per_einsum.values():
+        for unit, count in result.actions.items():
+            breakdown[unit] += count * arch.units[unit].energy_pj
+
+    dram_bytes_per_access = arch.dram.access_bits / 8
+    words_per_row = arch.global_buffer.energy_words_per_row or arch.global_buffer.row_bits // arch.word_bits
+    for result in per_einsum.values():
+        breakdown["dram"] += (
+            result.traffic_read_words * arch.word_bytes / dram_bytes_per_access * arch.dram.read_energy_pj
+            + result.traffic_write_words * arch.word_bytes / dram_bytes_per_access * arch.dram.write_energy_pj
+        )
+        breakdown["global_buffer"] += (
+            result.reads.get("global_buffer", 0.0) * arch.global_buffer.read_energy_pj
+            + result.writes.get("global_buffer", 0.0) * arch.global_buffer.write_energy_pj
+        ) / words_per_row
+        buffer = arch.arrays.array1d.buffer
+        if buffer is not None:
+            breakdown["array1d_buffer"] += (
+                result.reads.get("array1d.buffer", 0.0) * buffer.read_energy_pj
+                + result.writes.get("array1d.buffer", 0.0) * buffer.write_energy_pj
+            )
+        array = arch.array(result.array)
+        instances = array.processing_elements if arch.energy_accounting.register_files == "one_instance" else 1
+        breakdown[f"{result.array}_register_files"] += (
+            result.reads.get(f"{result.array}.register_file", 0.0) * array.register_file.read_energy_pj
+            + result.writes.get(f"{result.array}.register_file", 0.0) * array.register_file.write_energy_pj
+        ) / instances
+    return dict(breakdown)

@@ -1,0 +1,189 @@
+"""Loading YAML specs: shipped names, ``--set`` overrides and errors with YAML paths.
+
+Architecture and mapping specs are YAML files validated by pydantic models.
+This module finds a spec by path or shipped name, applies ``PATH=VALUE``
+overrides before validation, and turns pydantic's errors into one line that
+names the file, the dotted YAML path, what was wrong and what is valid.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from fusemax.errors import SpecError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every spec object: unknown keys are errors and objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def shipped_names(kind: str) -> list[str]:
+    """Names of the specs shipped with the package; ``kind`` is ``archs`` or ``mappings``."""
+    folder = resources.files("fusemax") / kind
+    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def find_spec(name_or_path: str, kind: str) -> tuple[str, str]:
+    """Return the text and display name of a spec given as a path or a shipped name.
+
+    Raises
+    ------
+    SpecError
+        If neither a file nor a shipped spec of that name exists.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path.read_text(encoding="utf-8"), str(path)
+    entry = resources.files("fusemax") / kind / f"{name_or_path}.yaml"
+    if entry.is_file():
+        return entry.read_text(encoding="utf-8"), f"{name_or_path}.yaml"
+    if path.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        raise SpecError(f"{name_or_path}: file not found")
+    raise SpecError(
+        f"unknown {kind[:-1]} {name_or_path!r}: not a file and not a shipped spec; "
+        f"shipped: {', '.join(shipped_names(kind))}"
+    )
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    """Parse YAML text into a mapping, with line and column on syntax errors."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error)
+        if mark is not None:
+            raise SpecError(f"{source}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}") from None
+        raise SpecError(f"{source}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_override(data: dict[str, Any], path: str, value: str, source: str) -> None:
+    """Set the dotted key ``path`` of ``data`` to ``value`` parsed as YAML (in place).
+
+    Raises
+    ------
+    SpecError
+        If an intermediate key is missing or is not a mapping.
+    """
+    keys = path.split(".")
+    node: Any = data
+    for depth, key in enumerate(keys[:-1]):
+        if not isinstance(node, dict) or key not in node:
+            walked = ".".join(keys[: depth + 1])
+            valid = ", ".join(sorted(node)) if isinstance(node, dict) else "(not a mapping)"
+            raise SpecError(f"{source}: --set {path}: no key {walked!r}; valid keys there: {valid}")
+        node = node[key]
+    if not isinstance(node, dict):
+        raise SpecError(f"{source}: --set {path}: {'.'.join(keys[:-1])} is not a mapping")
+    if keys[-1] not in node:
+        raise SpecError(
+            f"{source}: --set {path}: no key {path!r}; valid keys there: {', '.join(sorted(node))}"
+        )
+    try:
+        node[keys[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        node[keys[-1]] = value
+
+
+def validate(model: type[Model], data: dict[str, Any], source: str) -> Model:
+    """Validate ``data`` against a pydantic model, reporting the first error with its YAML path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            parent = _lookup(model, first["loc"][:-1])
+            valid = ", ".join(parent) if parent else "none"
+            message = f"unknown key; valid keys: {valid}"
+        elif first["type"] == "missing":
+            message = "missing required key"
+        raise SpecError(f"{source}: {location}: {message}") from None
+
+
+def _lookup(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
+    """Field names of the model found by walking ``location`` (best effort, for messages)."""
+    current: Any = model
+    for part in location:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = getattr(annotation, "__args__", (annotation,))
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Div: operator.truediv,
+}
+_FUNCTIONS = {"min": min, "max": max, "ceil": math.ceil, "floor": math.floor}
+
+
+def evaluate_size(expression: int | float | str, names: dict[str, Any], where: str) -> int | float:
+    """Evaluate a size expression such as ``arrays.array2d.rows`` or ``min(E, arrays.array2d.rows)``.
+
+    Names are workload ranks (``E``), dotted architecture keys and configuration
+    columns, all looked up in ``names``.  Only arithmetic, ``min``, ``max``,
+    ``ceil`` and ``floor`` are allowed.
+
+    Raises
+    ------
+    SpecError
+        On a syntax error, an unknown name or a disallowed construct.
+
+    Examples
+    --------
+    >>> evaluate_size("min(E, arrays.array2d.rows)", {"E": 64, "arrays.array2d.rows": 256}, "x")
+    64
+    """
+    if isinstance(expression, (int, float)) and not isinstance(expression, bool):
+        return expression
+    try:
+        tree = ast.parse(str(expression), mode="eval")
+    except SyntaxError:
+        raise SpecError(f"{where}: invalid size expression {expression!r}") from None
+    return _evaluate(tree.body, names, where, str(expression))
+
+
+def _evaluate(node: ast.AST, names: dict[str, Any], where: str, text: str) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return node.value
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        dotted = ast.unparse(node)
+        if dotted not in names:
+            raise SpecError(
+                f"{where}: unknown name {dotted!r} in {text!r}; use a rank (such as E), "
+                f"an architecture key (such as arrays.array2d.rows) or a configuration column"
+            )
+        return names[dotted]
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _BINARY[type(node.op)](_evaluate(node.left, names, where, text), _evaluate(node.right, names, where, text))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS:
+        args = [_evaluate(arg, names, where, text) for arg in node.args]
+        return _FUNCTIONS[node.func.id](*args)
+    raise SpecError(f"{where}: unsupported construct in size expression {text!r}; use + - * / // min max ceil floor")
