@@ -178,17 +178,18 @@ def load_mapping(
             rule = validate(Rule, raw_rule, f"{source}: rules.{index}")
             if all(row.get(column) == value for column, value in rule.when.items()):
                 for path, value in rule.set.items():
-                    _set_path(data, path, _substitute(value, row, f"{source}: rules.{index}.set.{path}"))
+                    _set_path(data, path, value)
+        for key in list(data):
+            if key not in ("configuration", "rules"):
+                data[key] = _substitute(data[key], row, f"{source}: {key}")
     return validate(Mapping, data, source), row
 
 
 def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path, creating mappings on the way; ``keep.X`` and level names stay whole keys."""
     keys = path.split(".")
     node = data
     for key in keys[:-1]:
-        # "array1d.buffer" is one level name, so keep a dotted remainder together under "keep".
-        if key == "keep" or (node is not data and isinstance(node, dict) and key in LEVELS):
-            pass
         node = node.setdefault(key, {})
     node[keys[-1]] = value
 

@@ -335,9 +335,12 @@ def _count_accesses(
         result.traffic_read_words += dram_reads * share
         result.traffic_write_words += writes["dram"] * share
     if on_chip and spill_fraction > 0:
+        # The spilled share of an on-chip tensor is accessed in DRAM instead of the buffer: its reads
+        # and its updates; an input's buffer fills are already DRAM reads above.
         buffer_reads = reads["global_buffer"] if reads["global_buffer"] != writes["global_buffer"] else 0.0
+        buffer_writes = writes["global_buffer"] if is_output else 0.0
         result.traffic_read_words += buffer_reads * spill_fraction
-        result.traffic_write_words += writes["global_buffer"] * spill_fraction
+        result.traffic_write_words += buffer_writes * spill_fraction
 
     for level, count in reads.items():
         result.reads[level] = result.reads.get(level, 0.0) + count
