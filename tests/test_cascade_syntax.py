@@ -118,7 +118,9 @@ def test_three_pass_expressions(three_pass):
     assert a.operator == "div"
     assert [arg.tensor for arg in a.args] == ["SN", "SD"]
 
-    assert three_pass.einsum("GM").expr == Access("QK", (Index(AffineExpr((Term(1, ("m",)),))), Index(AffineExpr((Term(1, ("p",)),)))))
+    m_index = Index(AffineExpr((Term(1, ("m",)),)))
+    p_index = Index(AffineExpr((Term(1, ("p",)),)))
+    assert three_pass.einsum("GM").expr == Access("QK", (m_index, p_index))
     assert three_pass.einsum("SD").inputs == ("SN",)
 
 
@@ -231,7 +233,7 @@ def test_one_pass_recurrence_indices(one_pass):
     assert rm.operator == "max"
     assert [arg.tensor for arg in rm.args] == ["RM", "LM"]
 
-    # AV reads the last iterate: the rank size M1 as a constant index.
+    # AV reads the last iterate, so its index is the rank size M1.
     av = one_pass.einsum("AV")
     assert av.expr.operator == "div"
     assert av.expr.args[0].indices[1] == Index(AffineExpr((Term(1, ("M1",)),)))
@@ -300,7 +302,7 @@ def test_counts_of_nested_expression():
         "  Y[m] = (A[k] + B[k,m]) * B[k,m]\n"
         "  Z[m] = sigmoid(A[k] * B[k,m]) :: max(k)\n"
     )
-    # A product under a sum is a mac; the add inside its operand still counts.
+    # A sum-reduced product is one mac, and the add inside its operand counts apart.
     assert operator_counts(cascade.einsum("Y")) == {"mac": 1, "add": 1}
     # A max reduction does not fuse with the multiply.
     assert operator_counts(cascade.einsum("Z")) == {"sigmoid": 1, "mul": 1, "max": 1}
@@ -491,7 +493,7 @@ def test_exp_of_sum_not_fused():
 
 
 def to_unicode(text: str) -> str:
-    """Rewrite a cascade's statements, leaving comments alone, in the paper's Unicode notation."""
+    """Rewrite the statements of a cascade with ×, ÷, e^{a - b} and ∨_r max(∪), leaving comments alone."""
     lines = []
     for line in text.splitlines():
         if not line.lstrip().startswith("#"):
@@ -544,7 +546,11 @@ def test_einsum_on_section_line():
 
 
 def test_description_from_leading_comments():
-    cascade = parse_cascade("# First line.\n#   Second line.\ncascade t\n# not part of it\nranks K\ninput A[k]\noutput Y\neinsums:\n  Y = A[k]\n")
+    text = (
+        "# First line.\n#   Second line.\ncascade t\n# not part of it\n"
+        "ranks K\ninput A[k]\noutput Y\neinsums:\n  Y = A[k]\n"
+    )
+    cascade = parse_cascade(text)
     assert cascade.description == "First line.\nSecond line."
 
 

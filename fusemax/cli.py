@@ -1,0 +1,163 @@
+"""The ``fusemax`` command line.
+
+User errors print one line, ``error: ...``, on standard error and exit with
+status 2; ``--json`` prints one JSON object on standard output and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from einsum_cascades.errors import CascadeError
+from fusemax.arch import load_architecture
+from fusemax.errors import SpecError
+from fusemax.mapping import load_mapping
+from fusemax.model.evaluate import Evaluation, evaluate
+from fusemax.workloads import Workload, model_workload, parse_length, parse_shape
+
+logger = logging.getLogger("fusemax")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line with status 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        sys.stderr.write(f"error: {message}; run '{self.prog} --help' for usage\n")
+        raise SystemExit(2)
+
+
+def _add_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("workload (one of --model or --shape)")
+    group.add_argument("--model", help="paper model: BERT, TrXL, T5 or XLM (batch 64)")
+    group.add_argument("--shape", help="rank sizes, as B=64,H=12,E=64,F=64[,M=4096,P=4096]")
+    group.add_argument("--seq-len", help="sequence length M = P, as 4096, 4K or 1M (K = 1024)")
+
+
+def _workload(args: argparse.Namespace) -> Workload:
+    seq_len = parse_length(args.seq_len) if args.seq_len is not None else None
+    if (args.model is None) == (args.shape is None):
+        raise SpecError("give exactly one of --model NAME or --shape B=..,H=..,E=..,F=..")
+    if args.model is not None:
+        if seq_len is None:
+            raise SpecError("--model needs --seq-len, as --seq-len 4K")
+        return model_workload(args.model, seq_len)
+    return parse_shape(args.shape, seq_len)
+
+
+def _overrides(values: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Split ``--set PATH=VALUE`` options into architecture and mapping overrides."""
+    arch: list[tuple[str, str]] = []
+    mapping: list[tuple[str, str]] = []
+    for item in values:
+        if "=" not in item:
+            raise SpecError(f"--set {item!r}: expected PATH=VALUE, as global_buffer.capacity_bytes=8388608")
+        path, value = item.split("=", 1)
+        path = path.strip()
+        if path.startswith("mapping."):
+            mapping.append((path.removeprefix("mapping."), value))
+        else:
+            arch.append((path, value))
+    return arch, mapping
+
+
+def _evaluate_command(args: argparse.Namespace) -> int:
+    workload = _workload(args)
+    arch_overrides, mapping_overrides = _overrides(args.set or [])
+    arch = load_architecture(args.arch, arch_overrides)
+    mapping, row = load_mapping(args.mapping, mapping_overrides, workload.model, workload.length_label)
+    result = evaluate(arch, mapping, workload, row)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(_evaluation_text(result))
+    return 0
+
+
+def _evaluation_text(result: Evaluation) -> str:
+    sizes = ", ".join(f"{k}={v}" for k, v in result.workload.sizes.items())
+    lines = [
+        f"{result.mapping.name} on {result.arch.name}, {result.workload.model or 'shape'} ({sizes})",
+        f"  latency        {result.latency_s:.6g} s ({result.cycles:.6g} cycles; compute {result.compute_s:.6g} s, "
+        f"memory {result.memory_s:.6g} s)",
+        f"  DRAM traffic   {result.traffic_bytes:.6g} bytes",
+        f"  energy         {result.energy_pj:.6g} pJ",
+        f"  utilization    2D {result.utilization['array2d']:.4f}, 1D {result.utilization['array1d']:.4f}",
+        f"  global buffer  {result.buffer_bytes} of {result.arch.global_buffer.capacity_bytes} bytes",
+    ]
+    chosen = {f: s for f, s in result.factors.size.items() if f not in result.factors.rank_size}
+    if chosen:
+        lines.append("  factors        " + ", ".join(f"{f}={s}" for f, s in chosen.items()))
+    lines.append(f"  {'Einsum':<8}{'array':<9}{'cycles':>16}{'utilization':>13}")
+    for name, einsum in result.per_einsum.items():
+        lines.append(f"  {name:<8}{einsum.array:<9}{einsum.compute_cycles:>16}{einsum.utilization:>13.4f}")
+    return "\n".join(lines)
+
+
+def _reproduce_command(args: argparse.Namespace) -> int:
+    from fusemax.studies.reproduce import reproduce
+
+    out = Path(args.out)
+    result = reproduce(out)
+    summary = result["summary"]
+    if args.json:
+        print(json.dumps({"out": str(out), "summary": summary}, indent=2))
+        return 0
+    print(f"wrote attn-binding.csv, attn-flat.csv, summary.json and report.html to {out}")
+    print(f"{'model':<6}{'length':>7}{'speedup vs FLAT':>17}{'energy vs FLAT':>16}")
+    flat = {(r["model"], r["seq_len"]): r for r in result["tables"]["attn-flat"]}
+    for row in result["tables"]["attn-binding"]:
+        other = flat[(row["model"], row["seq_len"])]
+        print(
+            f"{row['model']:<6}{row['seq_len']:>7}{other['latency'] / row['latency']:>16.2f}x"
+            f"{row['energy'] / other['energy']:>16.3f}"
+        )
+    print(
+        f"mean over {summary['pairs']} pairs: speedup {summary['attention_speedup_vs_flat']:.2f}x, "
+        f"energy {summary['attention_energy_vs_flat']:.3f} of FLAT"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``fusemax`` command."""
+    parser = _Parser(prog="fusemax", description="Attention-accelerator simulator and dataflow explorer.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to standard error")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    evaluate_parser = commands.add_parser("evaluate", help="analytical result of one architecture, mapping and workload")
+    evaluate_parser.add_argument("--arch", required=True, help="architecture spec: a YAML path or a shipped name")
+    evaluate_parser.add_argument("--mapping", required=True, help="mapping spec: a YAML path or a shipped name")
+    _add_workload_arguments(evaluate_parser)
+    evaluate_parser.add_argument(
+        "--set",
+        action="append",
+        metavar="PATH=VALUE",
+        help="override a spec key before validation; prefix mapping keys with 'mapping.' (repeatable)",
+    )
+    evaluate_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate_parser.set_defaults(handler=_evaluate_command)
+
+    reproduce_parser = commands.add_parser("reproduce", help="regenerate the FuseMax paper's attention evaluation")
+    reproduce_parser.add_argument("--out", default="results", help="output folder (default: results)")
+    reproduce_parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    reproduce_parser.set_defaults(handler=_reproduce_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except (SpecError, CascadeError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
