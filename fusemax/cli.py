@@ -7,12 +7,14 @@ status 2; ``--json`` prints one JSON object on standard output and nothing else.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 from pathlib import Path
 
 from einsum_cascades.errors import CascadeError
+from fusemax.commands import MODULES
 from fusemax.arch import load_architecture
 from fusemax.errors import SpecError
 from fusemax.mapping import load_mapping
@@ -145,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce_parser.add_argument("--out", default="results", help="output folder (default: results)")
     reproduce_parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     reproduce_parser.set_defaults(handler=_reproduce_command)
+
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"fusemax.commands.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"fusemax.commands.{name}":
+                raise
+            continue
+        module.register(commands)
     return parser
 
 

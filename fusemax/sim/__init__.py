@@ -1,0 +1,1 @@
+"""Cycle-level simulation of mapped cascades and of GEMMs on systolic arrays."""
