@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from fusemax.errors import SpecError
-from fusemax.specs import StrictModel, apply_override, find_spec, parse_yaml, validate
+from fusemax.specs import StrictModel, load_spec_data, validate
 
 NonNegativeFloat = float
 
@@ -162,7 +162,9 @@ def _flatten(data: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix.rstrip(".")] = data
 
 
-def load_architecture(name_or_path: str, overrides: list[tuple[str, str]] | None = None) -> Architecture:
+def load_architecture(
+    name_or_path: str, overrides: list[tuple[str, str]] | None = None, variant: str = "paper"
+) -> Architecture:
     """Load an architecture spec by path or shipped name, applying ``(path, value)`` overrides.
 
     Raises
@@ -177,8 +179,5 @@ def load_architecture(name_or_path: str, overrides: list[tuple[str, str]] | None
     >>> arch.arrays.array2d.rows, arch.global_buffer.capacity_bytes
     (128, 16777216)
     """
-    text, source = find_spec(name_or_path, "archs")
-    data = parse_yaml(text, source)
-    for path, value in overrides or []:
-        apply_override(data, path, value, source)
+    data, source = load_spec_data(name_or_path, "archs", overrides, variant)
     return validate(Architecture, data, source)

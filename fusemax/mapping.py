@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from fusemax.errors import SpecError
-from fusemax.specs import StrictModel, apply_override, find_spec, parse_yaml, validate
+from fusemax.specs import StrictModel, load_spec_data, set_path, validate
 
 Level = Literal["dram", "global_buffer", "array1d.buffer"]
 LEVELS: tuple[str, ...] = ("dram", "global_buffer", "array1d.buffer")
@@ -58,8 +58,14 @@ class Stall(StrictModel):
 
 
 class Stage(StrictModel):
-    """Einsums that run in the same stage, per array, in order."""
+    """Einsums that run in the same stage, per array, in order.
 
+    Consecutive stages with the same ``phase`` form one phase. Phases run one
+    after another, and each overlaps its own compute with its own DRAM traffic
+    (or adds them, without ``overlap_memory``).
+    """
+
+    phase: str = "main"
     array2d: list[str] = Field(default_factory=list)
     array1d: list[str] = Field(default_factory=list)
     stall: Stall | None = None
@@ -152,6 +158,7 @@ def load_mapping(
     overrides: list[tuple[str, str]] | None = None,
     model: str | None = None,
     length_label: str | None = None,
+    variant: str = "paper",
 ) -> tuple[Mapping, dict[str, str]]:
     """Load a mapping spec, resolve its configuration-table rules, and validate it.
 
@@ -163,10 +170,7 @@ def load_mapping(
     >>> mapping.cascade, mapping.einsums["BQK"].array
     ('attention-1pass', 'array2d')
     """
-    text, source = find_spec(name_or_path, "mappings")
-    data = parse_yaml(text, source)
-    for path, value in overrides or []:
-        apply_override(data, path, value, source)
+    data, source = load_spec_data(name_or_path, "mappings", overrides, variant)
 
     row: dict[str, str] = {}
     if data.get("configuration") is not None:
@@ -178,20 +182,11 @@ def load_mapping(
             rule = validate(Rule, raw_rule, f"{source}: rules.{index}")
             if all(row.get(column) == value for column, value in rule.when.items()):
                 for path, value in rule.set.items():
-                    _set_path(data, path, value)
+                    set_path(data, path, value)
         for key in list(data):
             if key not in ("configuration", "rules"):
                 data[key] = _substitute(data[key], row, f"{source}: {key}")
     return validate(Mapping, data, source), row
-
-
-def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set a dotted path, creating mappings on the way; ``keep.X`` and level names stay whole keys."""
-    keys = path.split(".")
-    node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-    node[keys[-1]] = value
 
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -215,4 +210,4 @@ def _substitute(value: Any, row: dict[str, str], where: str) -> Any:
     return value
 
 
-__all__ = ["LEVELS", "Mapping", "EinsumMapping", "Stage", "Tiling", "load_mapping", "apply_override"]
+__all__ = ["LEVELS", "Mapping", "EinsumMapping", "Stage", "Tiling", "load_mapping"]

@@ -100,6 +100,90 @@ def apply_override(data: dict[str, Any], path: str, value: str, source: str) -> 
         node[keys[-1]] = value
 
 
+MODEL_VARIANTS = ("paper", "corrected")
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set the dotted key ``path`` of ``data`` to ``value``, creating mappings on the way."""
+    keys = path.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def merge(base: dict[str, Any], extension: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``extension`` into a copy of ``base``: mappings merge key by key, other values replace."""
+    merged = dict(base)
+    for key, value in extension.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_spec_data(
+    name_or_path: str,
+    kind: str,
+    overrides: list[tuple[str, str]] | None = None,
+    variant: str = "paper",
+) -> tuple[dict[str, Any], str]:
+    """Read a spec as plain data: follow ``extends``, apply a model variant, then ``--set`` overrides.
+
+    A spec may start from another with ``extends: NAME`` (a shipped name or a
+    path relative to the spec) and change only what differs.  ``variants``
+    maps a model-variant name to dotted-key overrides; ``paper`` (the default)
+    applies none, and a spec without an entry for the requested variant is
+    used unchanged.
+
+    Raises
+    ------
+    SpecError
+        On a missing spec, invalid YAML, an ``extends`` cycle or an unknown variant.
+    """
+    if variant not in MODEL_VARIANTS:
+        raise SpecError(f"--model-variant: unknown variant {variant!r}; variants: {', '.join(MODEL_VARIANTS)}")
+    data, source = _read_with_extends(name_or_path, kind, [])
+    variants = data.pop("variants", None) or {}
+    if not isinstance(variants, dict):
+        raise SpecError(f"{source}: variants: expected a mapping of variant name to overrides")
+    for name, changes in variants.items():
+        if name not in MODEL_VARIANTS[1:]:
+            raise SpecError(f"{source}: variants.{name}: unknown variant; variants: {', '.join(MODEL_VARIANTS[1:])}")
+        if not isinstance(changes, dict):
+            raise SpecError(f"{source}: variants.{name}: expected a mapping of dotted keys to values")
+    for path, value in (variants.get(variant) or {}).items():
+        set_path(data, path, value)
+    for path, value in overrides or []:
+        apply_override(data, path, value, source)
+    return data, source
+
+
+def _read_with_extends(name_or_path: str, kind: str, chain: list[str]) -> tuple[dict[str, Any], str]:
+    text, source = find_spec(name_or_path, kind)
+    if source in chain:
+        raise SpecError(f"{source}: extends: cycle {' -> '.join(chain + [source])}")
+    data = parse_yaml(text, source)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, source
+    if not isinstance(parent, str):
+        raise SpecError(f"{source}: extends: expected a spec name or path, got {parent!r}")
+    sibling = Path(source).parent / parent
+    base_name = str(sibling) if sibling.is_file() else parent
+    base, _ = _read_with_extends(base_name, kind, chain + [source])
+    base_variants = base.pop("variants", None) or {}
+    own_variants = data.pop("variants", None) or {}
+    combined = merge(base, data)
+    if base_variants or own_variants:
+        combined["variants"] = merge(base_variants, own_variants)
+    return combined, source
+
+
 def validate(model: type[Model], data: dict[str, Any], source: str) -> Model:
     """Validate ``data`` against a pydantic model, reporting the first error with its YAML path."""
     try:

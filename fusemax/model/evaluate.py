@@ -79,6 +79,7 @@ class Evaluation:
     utilization: dict[str, float]
     buffer_bytes: int
     buffer_tensors_words: dict[str, int]
+    phases: list["Phase"]
 
     @property
     def compute_s(self) -> float:
@@ -164,12 +165,20 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
         nest = build_loop_nest(cascade, einsum, mapping, arch, factors)
         per_einsum[einsum.name] = _evaluate_einsum(cascade, einsum, mapping, arch, factors, nest, spill)
 
-    compute_cycles = _schedule_cycles(mapping, per_einsum, names)
+    phases = _schedule_phases(mapping, per_einsum, names)
+    compute_cycles = sum(phase.compute_cycles for phase in phases)
     traffic_words = sum(r.traffic_read_words + r.traffic_write_words for r in per_einsum.values())
     traffic_bytes = traffic_words * arch.word_bytes
     memory_s = traffic_bytes / arch.dram.bandwidth_bytes_per_s
-    compute_s = compute_cycles / arch.clock_hz
-    latency_s = max(compute_s, memory_s) if mapping.overlap_memory else compute_s + memory_s
+    latency_s = 0.0
+    for phase in phases:
+        phase.compute_s = phase.compute_cycles / arch.clock_hz
+        phase.memory_s = phase.traffic_words * arch.word_bytes / arch.dram.bandwidth_bytes_per_s
+        if mapping.overlap_memory:
+            phase.latency_s = max(phase.compute_s, phase.memory_s)
+        else:
+            phase.latency_s = phase.compute_s + phase.memory_s
+        latency_s += phase.latency_s
 
     latency_cycles = latency_s * arch.clock_hz
     utilization: dict[str, float] = defaultdict(float)
@@ -195,6 +204,7 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
         utilization=dict(utilization),
         buffer_bytes=buffer_bytes,
         buffer_tensors_words=footprint,
+        phases=phases,
     )
 
 
@@ -348,18 +358,38 @@ def _count_accesses(
         result.writes[level] = result.writes.get(level, 0.0) + count
 
 
-def _schedule_cycles(mapping: Mapping, per_einsum: dict[str, EinsumResult], names: dict) -> int:
-    total = 0
+@dataclass
+class Phase:
+    """Stages that share one overlap of compute and DRAM time."""
+
+    name: str
+    einsums: list[str]
+    compute_cycles: int = 0
+    traffic_words: float = 0.0
+    compute_s: float = 0.0
+    memory_s: float = 0.0
+    latency_s: float = 0.0
+
+
+def _schedule_phases(mapping: Mapping, per_einsum: dict[str, EinsumResult], names: dict) -> list[Phase]:
+    """Group the schedule's stages into phases and add up their compute cycles and traffic."""
+    phases: list[Phase] = []
     for index, stage in enumerate(mapping.schedule):
+        if not phases or phases[-1].name != stage.phase:
+            phases.append(Phase(stage.phase, []))
+        phase = phases[-1]
         busy_2d = sum(per_einsum[name].compute_cycles for name in stage.array2d)
         busy_1d = sum(per_einsum[name].compute_cycles for name in stage.array1d)
-        total += max(busy_2d, busy_1d)
+        phase.compute_cycles += max(busy_2d, busy_1d)
         if stage.stall is not None:
             if stage.stall.einsum not in per_einsum:
                 raise SpecError(f"mapping {mapping.name}: schedule.{index}.stall.einsum: unknown Einsum {stage.stall.einsum!r}")
             times = evaluate_size(stage.stall.times, names, f"schedule.{index}.stall.times")
-            total += int(times * per_einsum[stage.stall.einsum].compute_cycles)
-    return total
+            phase.compute_cycles += int(times * per_einsum[stage.stall.einsum].compute_cycles)
+        for name in stage.array2d + stage.array1d:
+            phase.einsums.append(name)
+            phase.traffic_words += per_einsum[name].traffic_read_words + per_einsum[name].traffic_write_words
+    return phases
 
 
 def _energy(arch: Architecture, per_einsum: dict[str, EinsumResult]) -> dict[str, float]:
