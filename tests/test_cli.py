@@ -135,7 +135,8 @@ def test_missing_spec_file(capsys):
 def test_unknown_shipped_name_lists_shipped(capsys):
     status, _, err = run_cli(capsys, "evaluate", "--arch", "tpu", "--mapping", "fusemax-binding", "--model", "BERT", "--seq-len", "1K")
     assert status == 2
-    assert "shipped: flat-cloud, fusemax-cloud" in err
+    assert "shipped: " in err
+    assert "fusemax-cloud" in err
 
 
 def test_usage_error_exits_2():

@@ -31,7 +31,7 @@ from fusemax.mapping import LEVELS, Mapping
 from fusemax.model.loopnest import (
     Factors,
     LoopNest,
-    buffer_footprint_words,
+    buffer_need_words,
     build_loop_nest,
     max_fit_candidates,
     resolve_factors,
@@ -156,8 +156,8 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
     _check_binding(cascade, mapping)
     names = size_names(arch, workload.sizes, row or {})
     factors = _choose_factors(cascade, mapping, arch, names, workload)
-    footprint = buffer_footprint_words(cascade, mapping, factors)
-    buffer_bytes = int(sum(footprint.values()) * arch.word_bytes)
+    need_words, footprint = buffer_need_words(cascade, mapping, factors)
+    buffer_bytes = int(need_words * arch.word_bytes)
 
     spill = {t: float(evaluate_size(v, names, f"spill.{t}")) for t, v in mapping.spill.items()}
     per_einsum: dict[str, EinsumResult] = {}
@@ -241,12 +241,12 @@ def _choose_factors(cascade: Cascade, mapping: Mapping, arch: Architecture, name
     capacity = arch.global_buffer.capacity_bytes
     for candidate in candidates:
         trial = resolve_factors(cascade, mapping, names, workload.sizes, max_fit=candidate)
-        need = sum(buffer_footprint_words(cascade, mapping, trial).values()) * arch.word_bytes
+        need = buffer_need_words(cascade, mapping, trial)[0] * arch.word_bytes
         if need <= capacity:
             logger.debug("chose %s=%d (buffer need %d of %d bytes)", factor, candidate, need, capacity)
             return trial
     smallest = resolve_factors(cascade, mapping, names, workload.sizes, max_fit=1)
-    need_words = buffer_footprint_words(cascade, mapping, smallest)
+    need_words = buffer_need_words(cascade, mapping, smallest)[1]
     need = int(sum(need_words.values()) * arch.word_bytes)
     detail = ", ".join(f"{t} {w * arch.word_bytes:g}" for t, w in need_words.items())
     raise SpecError(

@@ -225,3 +225,26 @@ def buffer_footprint_words(cascade: Cascade, mapping: Mapping, factors: Factors,
             words *= min(below, factors.rank_size[rank])
         footprint[tensor] = words
     return footprint
+
+
+def buffer_need_words(cascade: Cascade, mapping: Mapping, factors: Factors) -> tuple[int, dict[str, int]]:
+    """Global-buffer need in words: the largest sum, over schedule phases, of the tiles its Einsums use.
+
+    Phases run one after another, so only the tensors one phase touches must
+    be resident together.  Returns the need and the per-tensor footprints of
+    the phase that sets it.
+    """
+    footprint = buffer_footprint_words(cascade, mapping, factors)
+    phases: dict[str, set[str]] = {}
+    for stage in mapping.schedule:
+        touched = phases.setdefault(stage.phase, set())
+        for name in stage.array2d + stage.array1d:
+            einsum = cascade.einsum(name)
+            touched.update(einsum.inputs)
+            touched.add(einsum.name)
+    best: dict[str, int] = {}
+    for touched in phases.values():
+        resident = {tensor: words for tensor, words in footprint.items() if tensor in touched}
+        if sum(resident.values()) > sum(best.values()) or not best:
+            best = resident
+    return sum(best.values()), best
