@@ -94,10 +94,40 @@ class GlobalBuffer(StrictModel):
 
 
 class Unit(StrictModel):
-    """A functional unit: energy per action in pJ and area in square micrometres."""
+    """A functional unit: energy per action in pJ and area in square micrometres.
+
+    ``area_included_in`` names another unit whose area already contains this
+    one (the adder of a fused multiply-accumulate unit), so it adds no area.
+    """
 
     energy_pj: float = Field(ge=0)
     area_um2: float = Field(ge=0, default=0.0)
+    area_included_in: str | None = None
+
+
+class BufferArea(StrictModel):
+    """Area of one SRAM configuration, from a memory compiler or CACTI."""
+
+    row_bits: PositiveInt
+    rows: PositiveInt
+    area_um2: float = Field(gt=0)
+
+
+class AreaModel(StrictModel):
+    """Areas of the parts that are not functional units, in square micrometres.
+
+    A register file of ``depth`` words has area ``register_file_base_um2 +
+    register_file_per_address_bit_um2 * ceil(log2(depth))``.  The global
+    buffer's area is looked up in ``global_buffer_table`` by row width and row
+    count, or fitted to it as a power law of its capacity when absent.
+    """
+
+    register_file_base_um2: float = Field(ge=0)
+    register_file_per_address_bit_um2: float = Field(ge=0)
+    network_um2_per_array_line: float = Field(ge=0, default=0.0)
+    fixed_um2: float = Field(ge=0, default=0.0)
+    global_buffer_table: list[BufferArea] = Field(default_factory=list)
+    note: str = ""
 
 
 class EnergyAccounting(StrictModel):
@@ -123,6 +153,7 @@ class Architecture(StrictModel):
     arrays: Arrays
     units: dict[str, Unit]
     energy_accounting: EnergyAccounting = EnergyAccounting()
+    area: AreaModel | None = None
 
     @model_validator(mode="after")
     def _units_exist(self) -> "Architecture":

@@ -96,8 +96,20 @@ class Rule(StrictModel):
     set: dict[str, Any]
 
 
+class Alternative(StrictModel):
+    """One candidate variation of a mapping: dotted-key overrides of the mapping spec."""
+
+    name: str
+    set: dict[str, Any] = Field(default_factory=dict)
+
+
 class Mapping(StrictModel):
-    """A validated mapping spec."""
+    """A validated mapping spec.
+
+    With ``alternatives``, the mapping stands for several candidates; the
+    model evaluates each and keeps the one with the lowest latency, then
+    energy.
+    """
 
     name: str
     description: str = ""
@@ -113,6 +125,20 @@ class Mapping(StrictModel):
     overlap_memory: bool = True
     configuration: ConfigurationTable | None = None
     rules: list[Rule] = Field(default_factory=list)
+    alternatives: list[Alternative] = Field(default_factory=list)
+
+    def candidates(self) -> list["Mapping"]:
+        """The mapping with each alternative applied, or the mapping itself without alternatives."""
+        if not self.alternatives:
+            return [self]
+        result = []
+        for alternative in self.alternatives:
+            data = self.model_dump(exclude={"alternatives"})
+            for path, value in alternative.set.items():
+                set_path(data, path, value)
+            data["name"] = f"{self.name}[{alternative.name}]"
+            result.append(validate(Mapping, data, f"mapping {self.name}: alternatives.{alternative.name}"))
+        return result
 
 
 def read_configuration_table(file: str) -> list[dict[str, str]]:

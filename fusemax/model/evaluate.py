@@ -208,6 +208,25 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
     )
 
 
+def evaluate_best(arch: Architecture, mapping: Mapping, workload: Workload, row: dict[str, str] | None = None) -> Evaluation:
+    """Evaluate every candidate of a mapping (see ``Mapping.alternatives``) and return the best.
+
+    The best has the lowest latency; ties go to the lowest energy.  A
+    candidate whose tile does not fit the buffer is skipped, unless none fits.
+    """
+    results: list[Evaluation] = []
+    first_error: SpecError | None = None
+    for candidate in mapping.candidates():
+        try:
+            results.append(evaluate(arch, candidate, workload, row))
+        except SpecError as error:
+            first_error = first_error or error
+    if not results:
+        assert first_error is not None
+        raise first_error
+    return min(results, key=lambda result: (result.latency_s, result.energy_pj))
+
+
 def _check_binding(cascade: Cascade, mapping: Mapping) -> None:
     names = [e.name for e in cascade.einsums]
     unbound = [n for n in names if n not in mapping.einsums]
