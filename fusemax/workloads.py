@@ -135,3 +135,49 @@ def parse_shape(text: str, seq_len: int | None) -> Workload:
         hint = " or give --seq-len" if set(missing) <= {"M", "P"} else ""
         raise SpecError(f"--shape: missing rank(s) {', '.join(missing)}{hint}")
     return Workload(**values)
+
+
+@dataclass(frozen=True)
+class RankSizes:
+    """Sizes of arbitrary ranks, for cascades other than attention (``model`` only labels results)."""
+
+    sizes: dict[str, int]
+    model: str | None = None
+    length_label: str = ""
+
+
+@dataclass(frozen=True)
+class LinearLayer:
+    """One linear layer of a transformer block: ``count`` identical matmuls of the given sizes."""
+
+    name: str
+    workload: RankSizes
+    count: int
+
+
+def linear_layers(workload: Workload) -> list[LinearLayer]:
+    """The six matmuls of one transformer block, as the FuseMax evaluation counts them.
+
+    Tokens M = B x P; the Q, K and V projections (D -> E x H, counted as three
+    identical layers), the output projection (E x H -> D) and the two
+    feed-forward layers (D -> S, S -> D).
+
+    Raises
+    ------
+    SpecError
+        If the workload has no model dimension D or feed-forward dimension S.
+    """
+    if workload.model_dim is None or workload.ffn_dim is None:
+        raise SpecError("end-to-end evaluation needs a model's hidden and feed-forward sizes; use --model")
+    tokens = workload.B * workload.P
+    projected = workload.E * workload.H
+    shapes = [
+        ("qkv_projection", workload.model_dim, projected, 3),
+        ("output_projection", projected, workload.model_dim, 1),
+        ("ffn1", workload.model_dim, workload.ffn_dim, 1),
+        ("ffn2", workload.ffn_dim, workload.model_dim, 1),
+    ]
+    return [
+        LinearLayer(name, RankSizes({"K": k, "M": tokens, "N": n}, workload.model, workload.length_label), count)
+        for name, k, n, count in shapes
+    ]

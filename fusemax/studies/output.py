@@ -1,0 +1,54 @@
+"""Writing study results: CSV tables in the artifact's number format, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+INTEGER_COLUMNS = ("traffic", "PE_dim")
+
+
+def format_value(column: str, value: object) -> str:
+    """Write a value as the artifact's tables do: whole counts bare, floats in shortest round-trip form."""
+    if column in INTEGER_COLUMNS and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    if isinstance(value, int) and not isinstance(value, bool) and column not in INTEGER_COLUMNS:
+        return str(float(value))
+    return str(value)
+
+
+def table_csv(rows: list[dict[str, object]], columns: list[str], trailing_empty_column: bool = False) -> str:
+    """Render rows as CSV text with the given column order.
+
+    ``trailing_empty_column`` ends the header with a comma, as the artifact's
+    unfused table does (its list of per-Einsum columns is empty).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns + ([""] if trailing_empty_column else []))
+    for row in rows:
+        writer.writerow([format_value(column, row[column]) for column in columns])
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
