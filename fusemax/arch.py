@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from fusemax.errors import SpecError
-from fusemax.specs import StrictModel, load_spec_data, validate
+from fusemax.specs import SourcedModel, StrictModel, load_spec_data, override_paths, validate
 
 NonNegativeFloat = float
 
@@ -141,7 +141,7 @@ class EnergyAccounting(StrictModel):
     register_files: Literal["one_instance", "all_instances"] = "all_instances"
 
 
-class Architecture(StrictModel):
+class Architecture(SourcedModel):
     """A validated spatial architecture spec."""
 
     name: str
@@ -175,7 +175,7 @@ class Architecture(StrictModel):
     def array(self, name: str) -> Array2D | Array1D:
         """Return the array called ``name`` (``array2d`` or ``array1d``)."""
         if name not in ("array2d", "array1d"):
-            raise SpecError(f"{self.name}: unknown array {name!r}; arrays: array2d, array1d")
+            raise SpecError(f"{self.source}: unknown array {name!r}; arrays: array2d, array1d")
         return getattr(self.arrays, name)
 
     def size_names(self) -> dict[str, Any]:
@@ -211,4 +211,4 @@ def load_architecture(
     (128, 16777216)
     """
     data, source = load_spec_data(name_or_path, "archs", overrides, variant)
-    return validate(Architecture, data, source)
+    return validate(Architecture, data, source, override_paths(overrides))

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -74,7 +75,12 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     mapping, row = load_mapping(args.mapping, mapping_overrides, workload.model, workload.length_label, args.model_variant)
     result = evaluate_best(arch, mapping, workload, row)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        data = result.to_json()
+        data["arch_source"] = arch.source
+        data["mapping_source"] = mapping.source
+        data["overrides"] = list(args.set or [])
+        data["model_variant"] = args.model_variant
+        print(json.dumps(data, indent=2))
     else:
         print(_evaluation_text(result))
     return 0
@@ -83,7 +89,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
 def _evaluation_text(result: Evaluation) -> str:
     sizes = ", ".join(f"{k}={v}" for k, v in result.workload.sizes.items())
     lines = [
-        f"{result.mapping.name} on {result.arch.name}, {result.workload.model or 'shape'} ({sizes})",
+        f"{result.mapping.source} on {result.arch.source}, {result.workload.model or 'shape'} ({sizes})",
         f"  latency        {result.latency_s:.6g} s ({result.cycles:.6g} cycles; compute {result.compute_s:.6g} s, "
         f"memory {result.memory_s:.6g} s)",
         f"  DRAM traffic   {result.traffic_bytes:.6g} bytes",
@@ -104,7 +110,12 @@ def _reproduce_command(args: argparse.Namespace) -> int:
     from fusemax.studies.reproduce import reproduce
 
     out = Path(args.out)
-    result = reproduce(out, args.model_variant)
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"--out {out}: exists and is not a folder; give a folder to write the results into")
+    try:
+        result = reproduce(out, args.model_variant)
+    except OSError as error:
+        raise SpecError(f"--out {out}: cannot write the results: {error.strerror or error}") from None
     summary = result["summary"]
     if args.json:
         print(json.dumps({"out": str(out), "summary": summary}, indent=2))
@@ -127,10 +138,20 @@ def _reproduce_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fusemax")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``fusemax`` command."""
     parser = _Parser(prog="fusemax", description="Attention-accelerator simulator and dataflow explorer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to standard error")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     evaluate_parser = commands.add_parser("evaluate", help="analytical result of one architecture, mapping and workload")
@@ -174,12 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "verbose_command", False):
+        args.verbose = True
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
     except (SpecError, CascadeError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
+    except BrokenPipeError:
+        # The reader of standard output went away (as `| head` does); stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

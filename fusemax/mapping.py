@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from fusemax.errors import SpecError
-from fusemax.specs import StrictModel, load_spec_data, set_path, validate
+from fusemax.specs import SourcedModel, StrictModel, load_spec_data, override_paths, set_path, validate
 
 Level = Literal["dram", "global_buffer", "array1d.buffer"]
 LEVELS: tuple[str, ...] = ("dram", "global_buffer", "array1d.buffer")
@@ -87,6 +87,9 @@ class ConfigurationTable(StrictModel):
     match: dict[str, str] = Field(default_factory=dict)
     model_column: str
     length_column: str
+    valid_for: dict[str, float] = Field(
+        default_factory=dict, description="architecture keys and the values the table's choices assume"
+    )
 
 
 class Rule(StrictModel):
@@ -103,7 +106,7 @@ class Alternative(StrictModel):
     set: dict[str, Any] = Field(default_factory=dict)
 
 
-class Mapping(StrictModel):
+class Mapping(SourcedModel):
     """A validated mapping spec.
 
     With ``alternatives``, the mapping stands for several candidates; the
@@ -137,7 +140,9 @@ class Mapping(StrictModel):
             for path, value in alternative.set.items():
                 set_path(data, path, value)
             data["name"] = f"{self.name}[{alternative.name}]"
-            result.append(validate(Mapping, data, f"mapping {self.name}: alternatives.{alternative.name}"))
+            candidate = validate(Mapping, data, f"{self.source}: alternatives.{alternative.name}")
+            candidate._source = self._source
+            result.append(candidate)
         return result
 
 
@@ -212,7 +217,8 @@ def load_mapping(
         for key in list(data):
             if key not in ("configuration", "rules"):
                 data[key] = _substitute(data[key], row, f"{source}: {key}")
-    return validate(Mapping, data, source), row
+    mapping = validate(Mapping, data, source, override_paths(overrides), set_prefix="mapping.")
+    return mapping, row
 
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

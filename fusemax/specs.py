@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from fusemax.errors import SpecError
 
@@ -24,9 +24,24 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base of every spec object: unknown keys are errors and objects are immutable."""
+    """Base of every spec object: unknown keys are errors, values are not coerced, objects are immutable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict validation rejects ``true`` or ``"256"`` where a number is expected,
+    and infinite or NaN numbers everywhere.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class SourcedModel(StrictModel):
+    """A top-level spec that remembers the file it was read from, for error messages."""
+
+    _source: str = PrivateAttr(default="")
+
+    @property
+    def source(self) -> str:
+        """The spec's file (or shipped name), or its ``name`` when built in code."""
+        return self._source or getattr(self, "name", type(self).__name__)
 
 
 def shipped_names(kind: str) -> list[str]:
@@ -44,8 +59,15 @@ def find_spec(name_or_path: str, kind: str) -> tuple[str, str]:
         If neither a file nor a shipped spec of that name exists.
     """
     path = Path(name_or_path)
+    if path.is_dir():
+        raise SpecError(f"{name_or_path}: is a folder; give a YAML file or a shipped spec name")
     if path.is_file():
-        return path.read_text(encoding="utf-8"), str(path)
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as error:
+            raise SpecError(f"{path}: not valid UTF-8 text (byte {error.start}); save the spec as UTF-8") from None
+        except OSError as error:
+            raise SpecError(f"{path}: cannot read the file: {error.strerror}") from None
     entry = resources.files("fusemax") / kind / f"{name_or_path}.yaml"
     if entry.is_file():
         return entry.read_text(encoding="utf-8"), f"{name_or_path}.yaml"
@@ -57,16 +79,37 @@ def find_spec(name_or_path: str, kind: str) -> tuple[str, str]:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects a key repeated in one mapping."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}; each key may appear once", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
 def parse_yaml(text: str, source: str) -> dict[str, Any]:
-    """Parse YAML text into a mapping, with line and column on syntax errors."""
+    """Parse YAML text into a mapping, with line and column on syntax errors and repeated keys."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
         if mark is not None:
             raise SpecError(f"{source}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}") from None
         raise SpecError(f"{source}: invalid YAML: {problem}") from None
+    if data is None:
+        raise SpecError(f"{source}: the file is empty; expected a YAML mapping of spec keys")
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
     return data
@@ -94,10 +137,20 @@ def apply_override(data: dict[str, Any], path: str, value: str, source: str) -> 
         raise SpecError(
             f"{source}: --set {path}: no key {path!r}; valid keys there: {', '.join(sorted(node))}"
         )
+    node[keys[-1]] = parse_override_value(value)
+
+
+def parse_override_value(text: str) -> Any:
+    """Parse a ``--set`` value: integers and floats in any Python spelling (``1e8``), else YAML."""
+    for number_type in (int, float):
+        try:
+            return number_type(text)
+        except ValueError:
+            pass
     try:
-        node[keys[-1]] = yaml.safe_load(value)
+        return yaml.safe_load(text)
     except yaml.YAMLError:
-        node[keys[-1]] = value
+        return text
 
 
 MODEL_VARIANTS = ("paper", "corrected")
@@ -163,6 +216,11 @@ def load_spec_data(
     return data, source
 
 
+def override_paths(overrides: list[tuple[str, str]] | None) -> tuple[str, ...]:
+    """The dotted paths that ``--set`` overrides change, for error messages."""
+    return tuple(path for path, _ in overrides or [])
+
+
 def _read_with_extends(name_or_path: str, kind: str, chain: list[str]) -> tuple[dict[str, Any], str]:
     text, source = find_spec(name_or_path, kind)
     if source in chain:
@@ -184,12 +242,19 @@ def _read_with_extends(name_or_path: str, kind: str, chain: list[str]) -> tuple[
     return combined, source
 
 
-def validate(model: type[Model], data: dict[str, Any], source: str) -> Model:
-    """Validate ``data`` against a pydantic model, reporting the first error with its YAML path."""
+def validate(
+    model: type[Model], data: dict[str, Any], source: str, overridden: tuple[str, ...] = (), set_prefix: str = ""
+) -> Model:
+    """Validate ``data`` against a pydantic model, reporting the first error with its YAML path.
+
+    Unknown keys are reported before other errors, because a misspelled key
+    also shows up as a missing one.  A path set by ``--set`` is named as such.
+    """
     try:
-        return model.model_validate(data)
+        result = model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
+        errors = error.errors()
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         location = ".".join(str(part) for part in first["loc"]) or "(top level)"
         message = first["msg"]
         if first["type"] == "extra_forbidden":
@@ -198,7 +263,12 @@ def validate(model: type[Model], data: dict[str, Any], source: str) -> Model:
             message = f"unknown key; valid keys: {valid}"
         elif first["type"] == "missing":
             message = "missing required key"
+        if location in overridden:
+            raise SpecError(f"--set {set_prefix}{location}: {message} (in {source})") from None
         raise SpecError(f"{source}: {location}: {message}") from None
+    if isinstance(result, SourcedModel):
+        result._source = source
+    return result
 
 
 def _lookup(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:

@@ -124,6 +124,8 @@ def parse_shape(text: str, seq_len: int | None) -> Workload:
         rank, raw = (part.strip() for part in entry.split("=", 1))
         if rank not in SHAPE_RANKS:
             raise SpecError(f"--shape: unknown rank {rank!r}; ranks: {', '.join(SHAPE_RANKS)}")
+        if rank in values:
+            raise SpecError(f"--shape: rank {rank} is given twice; give each rank once")
         values[rank] = parse_length(raw, f"--shape {rank}")
     for rank in ("M", "P"):
         if seq_len is not None:

@@ -150,3 +150,100 @@ def test_console_script_help():
     completed = subprocess.run([sys.executable, "-m", "fusemax.cli", "--help"], capture_output=True, text=True)
     assert completed.returncode == 0
     assert "reproduce" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("name: x\nclock_hz: 1\nclock_hz: 2\n", ":3:1: invalid YAML: duplicate key 'clock_hz'"),
+        ("", "the file is empty"),
+        ("- 1\n- 2\n", "expected a YAML mapping at the top level"),
+    ],
+)
+def test_yaml_structure_errors(tmp_path, capsys, yaml_text, message):
+    spec = tmp_path / "arch.yaml"
+    spec.write_text(yaml_text)
+    status, _, err = run_cli(capsys, "evaluate", "--arch", str(spec), "--mapping", "fusemax-binding", "--model", "BERT", "--seq-len", "1K")
+    assert status == 2
+    assert message in err
+
+
+def test_non_utf8_spec_is_one_line(tmp_path, capsys):
+    spec = tmp_path / "latin1.yaml"
+    spec.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    status, _, err = run_cli(capsys, "evaluate", "--arch", str(spec), "--mapping", "fusemax-binding", "--model", "BERT", "--seq-len", "1K")
+    assert status == 2
+    assert "not valid UTF-8" in err
+
+
+def test_folder_as_spec(tmp_path, capsys):
+    status, _, err = run_cli(capsys, "evaluate", "--arch", str(tmp_path), "--mapping", "fusemax-binding", "--model", "BERT", "--seq-len", "1K")
+    assert status == 2
+    assert "is a folder" in err
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("arrays.array2d.rows=true", "--set arrays.array2d.rows: Input should be a valid integer"),
+        ("arrays.array2d.rows=abc", "--set arrays.array2d.rows: Input should be a valid integer"),
+        ("clock_hz=.inf", "--set clock_hz: Input should be a finite number"),
+        ("mapping.tiling.P.sizes.P1=-4", "fusemax-binding.yaml: tiling.P.sizes.P1: size must be positive"),
+        ("mapping.tiling.P.sizes.P1=100000", "need 17104896 bytes"),
+        ("mapping.tiling.P.sizes.P1=maxfit", "unknown name 'maxfit'"),
+    ],
+)
+def test_set_errors_name_the_setting(capsys, setting, message):
+    status, _, err = run_cli(
+        capsys, "evaluate", "--arch", "fusemax-cloud", "--mapping", "fusemax-binding", "--model", "BERT", "--seq-len", "64K", "--set", setting
+    )
+    assert status == 2
+    assert message in err
+
+
+def test_flat_rejects_other_buffer_sizes(capsys):
+    status, _, err = run_cli(
+        capsys, "evaluate", "--arch", "flat-cloud", "--mapping", "flat", "--model", "BERT", "--seq-len", "64K",
+        "--set", "global_buffer.capacity_bytes=1048576",
+    )
+    assert status == 2
+    assert "computed for global_buffer.capacity_bytes=33554432" in err
+
+
+def test_duplicate_shape_rank(capsys):
+    status, _, err = run_cli(capsys, "evaluate", "--arch", "fusemax-cloud", "--mapping", "fusemax-binding", "--shape", "B=1,B=2,H=1,E=64,F=64", "--seq-len", "1K")
+    assert status == 2
+    assert "rank B is given twice" in err
+
+
+def test_reproduce_out_is_a_file(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    status, _, err = run_cli(capsys, "reproduce", "--out", str(target))
+    assert status == 2
+    assert "is not a folder" in err
+
+
+def test_json_names_sources_and_overrides(capsys):
+    status, out, _ = run_cli(
+        capsys, "evaluate", "--arch", "fusemax-cloud", "--mapping", "fusemax-binding", "--model", "T5", "--seq-len", "1K",
+        "--set", "dram.bandwidth_bytes_per_s=1e11", "--json",
+    )
+    data = json.loads(out)
+    assert data["arch_source"] == "fusemax-cloud.yaml"
+    assert data["overrides"] == ["dram.bandwidth_bytes_per_s=1e11"]
+    assert data["model_variant"] == "paper"
+
+
+def test_broken_pipe_is_quiet():
+    completed = subprocess.run(
+        f"{sys.executable} -m fusemax.cli evaluate --arch fusemax-cloud --mapping fusemax-binding --model BERT --seq-len 1K | head -c 10",
+        shell=True, capture_output=True, text=True,
+    )
+    assert "Traceback" not in completed.stderr
+
+
+def test_version():
+    completed = subprocess.run([sys.executable, "-m", "fusemax.cli", "--version"], capture_output=True, text=True)
+    assert completed.returncode == 0
+    assert completed.stdout.startswith("fusemax ")

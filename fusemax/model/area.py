@@ -45,7 +45,7 @@ def global_buffer_area_um2(arch: Architecture) -> float:
             return entry.area_um2
     # NOTE: sizes missing from the table are extrapolated by a power law; no CACTI run checks them.
     if len(model.global_buffer_table) < 2:
-        raise SpecError(f"{arch.name}: area.global_buffer_table needs an entry for {row_bits}-bit x {rows} rows")
+        raise SpecError(f"{arch.source}: area.global_buffer_table needs an entry for {row_bits}-bit x {rows} rows")
     bits = np.log([e.row_bits * e.rows for e in model.global_buffer_table])
     areas = np.log([e.area_um2 for e in model.global_buffer_table])
     slope, intercept = np.polyfit(bits, areas, 1)
@@ -76,5 +76,5 @@ def total_area_um2(arch: Architecture) -> float:
 
 def _area_model(arch: Architecture):
     if arch.area is None:
-        raise SpecError(f"{arch.name}: the spec has no 'area' section, so its area cannot be computed")
+        raise SpecError(f"{arch.source}: the spec has no 'area' section, so its area cannot be computed")
     return arch.area

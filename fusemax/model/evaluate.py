@@ -104,6 +104,7 @@ class Evaluation:
             "latency_s": self.latency_s,
             "cycles": self.cycles,
             "compute_cycles": self.compute_cycles,
+            "compute_s": self.compute_s,
             "memory_s": self.memory_s,
             "traffic_bytes": self.traffic_bytes,
             "energy_pj": self.energy_pj,
@@ -159,7 +160,14 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
     need_words, footprint = buffer_need_words(cascade, mapping, factors)
     buffer_bytes = int(need_words * arch.word_bytes)
 
-    spill = {t: float(evaluate_size(v, names, f"spill.{t}")) for t, v in mapping.spill.items()}
+    _check_configuration_applies(arch, mapping)
+    if buffer_bytes > arch.global_buffer.capacity_bytes and not mapping.spill:
+        detail = ", ".join(f"{t} {_plain(w * arch.word_bytes)}" for t, w in footprint.items())
+        raise SpecError(
+            f"{mapping.source}: the tiles kept in the global buffer need {buffer_bytes} bytes ({detail}) but "
+            f"global_buffer.capacity_bytes is {arch.global_buffer.capacity_bytes}; use smaller tiles or 'max-fit'"
+        )
+    spill = {t: float(evaluate_size(v, names, f"{mapping.source}: spill.{t}")) for t, v in mapping.spill.items()}
     per_einsum: dict[str, EinsumResult] = {}
     for einsum in cascade.einsums:
         nest = build_loop_nest(cascade, einsum, mapping, arch, factors)
@@ -227,25 +235,44 @@ def evaluate_best(arch: Architecture, mapping: Mapping, workload: Workload, row:
     return min(results, key=lambda result: (result.latency_s, result.energy_pj))
 
 
+def _plain(value: float) -> str:
+    """A number for messages: whole values without a fraction or exponent."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _check_configuration_applies(arch: Architecture, mapping: Mapping) -> None:
+    """Reject an architecture that differs from the one a mapping's configuration table was computed for."""
+    if mapping.configuration is None:
+        return
+    values = arch.size_names()
+    for key, expected in mapping.configuration.valid_for.items():
+        if values.get(key) != expected:
+            raise SpecError(
+                f"{mapping.source}: its configuration table {mapping.configuration.file} was computed for "
+                f"{key}={_plain(expected)}, but {arch.source} has {key}={values.get(key)}; its dataflow choices and spill "
+                f"fractions do not apply to other sizes"
+            )
+
+
 def _check_binding(cascade: Cascade, mapping: Mapping) -> None:
     names = [e.name for e in cascade.einsums]
     unbound = [n for n in names if n not in mapping.einsums]
     unknown = [n for n in mapping.einsums if n not in names]
     if unbound or unknown:
         raise SpecError(
-            f"mapping {mapping.name}: einsums must bind exactly the Einsums of cascade {cascade.name} "
+            f"{mapping.source}: einsums must bind exactly the Einsums of cascade {cascade.name} "
             f"({', '.join(names)}); unbound: {', '.join(unbound) or 'none'}; unknown: {', '.join(unknown) or 'none'}"
         )
     scheduled = [n for stage in mapping.schedule for n in stage.array2d + stage.array1d]
     for name in names:
         if scheduled.count(name) != 1:
-            raise SpecError(f"mapping {mapping.name}: schedule must list Einsum {name} exactly once")
+            raise SpecError(f"{mapping.source}: schedule must list Einsum {name} exactly once")
     for stage in mapping.schedule:
         for array in ("array2d", "array1d"):
             for name in getattr(stage, array):
                 if name in mapping.einsums and mapping.einsums[name].array != array:
                     raise SpecError(
-                        f"mapping {mapping.name}: schedule puts {name} on {array} but einsums.{name}.array is "
+                        f"{mapping.source}: schedule puts {name} on {array} but einsums.{name}.array is "
                         f"{mapping.einsums[name].array}"
                     )
 
@@ -267,9 +294,9 @@ def _choose_factors(cascade: Cascade, mapping: Mapping, arch: Architecture, name
     smallest = resolve_factors(cascade, mapping, names, workload.sizes, max_fit=1)
     need_words = buffer_need_words(cascade, mapping, smallest)[1]
     need = int(sum(need_words.values()) * arch.word_bytes)
-    detail = ", ".join(f"{t} {w * arch.word_bytes:g}" for t, w in need_words.items())
+    detail = ", ".join(f"{t} {_plain(w * arch.word_bytes)}" for t, w in need_words.items())
     raise SpecError(
-        f"global_buffer.capacity_bytes: {capacity} bytes is too small for one tile of mapping {mapping.name}: "
+        f"global_buffer.capacity_bytes: {capacity} bytes is too small for one tile of {mapping.source}: "
         f"it needs {need} bytes with {factor}=1 ({detail}); use at least {need} bytes or a smaller array"
     )
 
@@ -293,7 +320,7 @@ def _evaluate_einsum(
         cost = array.operators.get(operator)
         if cost is None:
             raise SpecError(
-                f"{arch.name}: Einsum {einsum.name} of mapping {mapping.name} needs operator {operator!r}, which "
+                f"{arch.source}: Einsum {einsum.name} of {mapping.source} needs operator {operator!r}, which "
                 f"{binding.array} cannot run; it runs: {', '.join(array.operators)}"
             )
         cycles_per_point += count * cost.cycles_per_application
@@ -402,8 +429,8 @@ def _schedule_phases(mapping: Mapping, per_einsum: dict[str, EinsumResult], name
         phase.compute_cycles += max(busy_2d, busy_1d)
         if stage.stall is not None:
             if stage.stall.einsum not in per_einsum:
-                raise SpecError(f"mapping {mapping.name}: schedule.{index}.stall.einsum: unknown Einsum {stage.stall.einsum!r}")
-            times = evaluate_size(stage.stall.times, names, f"schedule.{index}.stall.times")
+                raise SpecError(f"{mapping.source}: schedule.{index}.stall.einsum: unknown Einsum {stage.stall.einsum!r}")
+            times = evaluate_size(stage.stall.times, names, f"{mapping.source}: schedule.{index}.stall.times")
             phase.compute_cycles += int(times * per_einsum[stage.stall.einsum].compute_cycles)
         for name in stage.array2d + stage.array1d:
             phase.einsums.append(name)

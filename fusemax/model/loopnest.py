@@ -113,13 +113,14 @@ def resolve_factors(
     """
     sizes = dict(workload_sizes)
     for part, expression in mapping.partition_sizes.items():
-        sizes[part] = _positive_int(evaluate_size(expression, names, f"partition_sizes.{part}"), f"partition_sizes.{part}")
+        where = f"{mapping.source}: partition_sizes.{part}"
+        sizes[part] = _positive_int(evaluate_size(expression, names, where), where)
     full = rank_sizes(cascade, sizes)
     rank_of = {rank: rank for rank in full}
     factor_size = dict(full)
 
     for rank, tiling in mapping.tiling.items():
-        where = f"tiling.{rank}"
+        where = f"{mapping.source}: tiling.{rank}"
         if rank not in full:
             raise SpecError(f"{where}: unknown rank {rank!r}; ranks: {', '.join(full)}")
         free = [f for f in tiling.factors if f not in tiling.sizes]
@@ -134,6 +135,9 @@ def resolve_factors(
                 max_fit_factor = factor
                 continue
             fixed[factor] = _positive_int(evaluate_size(expression, names, f"{where}.sizes.{factor}"), f"{where}.sizes.{factor}")
+            if fixed[factor] > full[rank]:
+                # A loop factor longer than its rank would charge iterations over coordinates that do not exist.
+                fixed[factor] = full[rank]
         tiles = -(-full[rank] // prod(fixed.values()))
         if max_fit_factor is not None:
             chosen = max_fit if max_fit is not None else 1
@@ -172,7 +176,7 @@ def build_loop_nest(cascade: Cascade, einsum: Einsum, mapping: Mapping, arch: Ar
     binding = mapping.einsums[einsum.name]
     ranks = einsum_ranks(cascade, einsum)
     own = [factor for rank in ranks for factor in factors.factors_of(rank)]
-    where = f"mapping {mapping.name}, Einsum {einsum.name}"
+    where = f"{mapping.source}, Einsum {einsum.name}"
 
     spatial_spec = binding.spatial if binding.spatial is not None else mapping.spatial.get(binding.array, {})
     array = arch.array(binding.array)
@@ -218,7 +222,7 @@ def buffer_footprint_words(cascade: Cascade, mapping: Mapping, factors: Factors,
         if level not in levels:
             continue
         if tensor not in cascade.tensors:
-            raise SpecError(f"mapping {mapping.name}: keep.{tensor}: no tensor {tensor!r} in cascade {cascade.name}")
+            raise SpecError(f"{mapping.source}: keep.{tensor}: no tensor {tensor!r} in cascade {cascade.name}")
         words = 1
         for rank in cascade.tensor_ranks(tensor):
             below = prod(factors.size[f] for f in factors.factors_of(rank) if f not in dram_factors)
