@@ -179,7 +179,7 @@ class Architecture(SourcedModel):
         return getattr(self.arrays, name)
 
     def size_names(self) -> dict[str, Any]:
-        """Every numeric key as a dotted path, for size expressions in mappings."""
+        """Return every numeric key as a dotted path, for size expressions in mappings."""
         names: dict[str, Any] = {}
         _flatten(self.model_dump(), "", names)
         return names

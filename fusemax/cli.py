@@ -148,7 +148,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``fusemax`` command."""
+    """Build the argument parser of the ``fusemax`` command."""
     parser = _Parser(prog="fusemax", description="Attention-accelerator simulator and dataflow explorer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to standard error")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")

@@ -131,7 +131,7 @@ class Mapping(SourcedModel):
     alternatives: list[Alternative] = Field(default_factory=list)
 
     def candidates(self) -> list["Mapping"]:
-        """The mapping with each alternative applied, or the mapping itself without alternatives."""
+        """Return the mapping with each alternative applied, or the mapping itself without alternatives."""
         if not self.alternatives:
             return [self]
         result = []

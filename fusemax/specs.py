@@ -217,7 +217,7 @@ def load_spec_data(
 
 
 def override_paths(overrides: list[tuple[str, str]] | None) -> tuple[str, ...]:
-    """The dotted paths that ``--set`` overrides change, for error messages."""
+    """Return the dotted paths that ``--set`` overrides change, for error messages."""
     return tuple(path for path, _ in overrides or [])
 
 

@@ -158,7 +158,7 @@ class LinearLayer:
 
 
 def linear_layers(workload: Workload) -> list[LinearLayer]:
-    """The six matmuls of one transformer block, as the FuseMax evaluation counts them.
+    """List the six matmuls of one transformer block, as the FuseMax evaluation counts them.
 
     Tokens M = B x P; the Q, K and V projections (D -> E x H, counted as three
     identical layers), the output projection (E x H -> D) and the two

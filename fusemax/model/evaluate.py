@@ -8,7 +8,7 @@ and operator costs, sizes and energies from the architecture:
   (the sum over the Einsum's operators of their cycle cost on the bound array);
 * accesses per storage level by the loop-nest reuse rule (see ``loopnest``);
 * DRAM traffic from the tensors kept in DRAM, with a fraction of each on-chip
-  tensor's buffer accesses spilled to DRAM when the mapping says so;
+  tensor's buffer accesses spilled to DRAM when the mapping declares a spill fraction;
 * energy = action counts x per-action energies.
 
 The mapping's schedule combines Einsum compute times: stages run back to
@@ -95,7 +95,7 @@ class Evaluation:
         return sum(r.compute_cycles for r in self.per_einsum.values() if r.array == array) / self.arch.clock_hz
 
     def to_json(self) -> dict:
-        """The result as the JSON object of ``fusemax evaluate --json``."""
+        """Return the result as the JSON object of ``fusemax evaluate --json``."""
         return {
             "arch": self.arch.name,
             "mapping": self.mapping.name,
@@ -236,7 +236,7 @@ def evaluate_best(arch: Architecture, mapping: Mapping, workload: Workload, row:
 
 
 def _plain(value: float) -> str:
-    """A number for messages: whole values without a fraction or exponent."""
+    """Format a number for messages: whole values without a fraction or exponent."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
@@ -391,8 +391,8 @@ def _count_accesses(
         result.traffic_read_words += dram_reads * share
         result.traffic_write_words += writes["dram"] * share
     if on_chip and spill_fraction > 0:
-        # The spilled share of an on-chip tensor is accessed in DRAM instead of the buffer: its reads
-        # and its updates; an input's buffer fills are already DRAM reads above.
+        # The spilled share of an on-chip tensor's reads and updates goes to DRAM instead of the
+        # buffer. An input's buffer fills are not added, because they are DRAM reads already.
         buffer_reads = reads["global_buffer"] if reads["global_buffer"] != writes["global_buffer"] else 0.0
         buffer_writes = writes["global_buffer"] if is_output else 0.0
         result.traffic_read_words += buffer_reads * spill_fraction

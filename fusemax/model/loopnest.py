@@ -46,7 +46,7 @@ class LoopNest:
         return prod(loop.bound for loop in self.temporal)
 
     def refetches(self, relevant_ranks: set[str], levels: tuple[str, ...] = TEMPORAL_LEVELS) -> int:
-        """How often a tile indexed by ``relevant_ranks`` is fetched by the loops at ``levels``.
+        """Count how often the loops at ``levels`` fetch a tile indexed by ``relevant_ranks``.
 
         The count is the product of the bounds of the loops that do not index
         the tile and sit outside the innermost loop that does.
@@ -153,7 +153,7 @@ def resolve_factors(
 
 
 def max_fit_candidates(mapping: Mapping, factors_without_fit: Factors, names: dict[str, object]) -> tuple[str, list[int]] | None:
-    """The ``max-fit`` factor and its candidate sizes: divisors of its tile count, largest first."""
+    """Find the ``max-fit`` factor and its candidate sizes: divisors of its tile count, largest first."""
     for rank, tiling in mapping.tiling.items():
         for factor, expression in tiling.sizes.items():
             if expression == "max-fit":
