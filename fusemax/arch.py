@@ -1,6 +1,6 @@
 """Architecture specs: a spatial accelerator with a 2D and a 1D array, a global buffer and DRAM.
 
-Every quantity carries its unit in its name.  Operator costs say, for each
+Every quantity carries its unit in its name.  Operator costs give, for each
 cascade operator an array can run, which unit actions one application charges
 (for energy) and how many cycles it occupies a processing element (for
 latency; by default the sum of the action counts).
