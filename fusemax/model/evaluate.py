@@ -22,7 +22,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from einsum_cascades.counts import access_ranks, einsum_ranks, extent, iteration_points, operator_counts
+from einsum_cascades.counts import access_ranks, extent, iteration_points, operator_counts
 from einsum_cascades.ir import Cascade, Einsum
 from einsum_cascades.library import resolve_cascade
 from fusemax.arch import Architecture
@@ -37,6 +37,8 @@ from fusemax.model.loopnest import (
     resolve_factors,
     size_names,
 )
+from fusemax.model.energy import energy_breakdown_pj
+from fusemax.model.traffic import count_accesses
 from fusemax.specs import evaluate_size
 from fusemax.workloads import Workload
 
@@ -196,7 +198,7 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
     for array in ("array2d", "array1d"):
         utilization.setdefault(array, 0.0)
 
-    breakdown = _energy(arch, per_einsum)
+    breakdown = energy_breakdown_pj(arch, per_einsum)
     return Evaluation(
         arch=arch,
         mapping=mapping,
@@ -348,60 +350,8 @@ def _evaluate_einsum(
             continue
         relevant = set(access_ranks(cascade, access))
         elements = extent(cascade, tuple(dict.fromkeys(access_ranks(cascade, access))), factors.rank_size)
-        _count_accesses(result, access.tensor, levels, relevant, elements, nest, is_output, spill.get(access.tensor, 0.0))
+        count_accesses(result, access.tensor, levels, relevant, elements, nest, is_output, spill.get(access.tensor, 0.0))
     return result
-
-
-def _count_accesses(
-    result: EinsumResult,
-    tensor: str,
-    levels: list[str],
-    relevant: set[str],
-    elements: int,
-    nest: LoopNest,
-    is_output: bool,
-    spill_fraction: float,
-) -> None:
-    """Add one operand's reads and writes per level, and its DRAM traffic, to ``result``."""
-    reads: dict[str, float] = defaultdict(float)
-    writes: dict[str, float] = defaultdict(float)
-    innermost = levels[-1]
-    served = elements * nest.refetches(relevant)
-    if is_output:
-        writes[innermost] += served
-        reads[innermost] += max(0, served - elements)
-    else:
-        reads[innermost] += served
-    for child, parent in zip(reversed(levels[1:]), reversed(levels[:-1])):
-        above = tuple(LEVELS[: LEVELS.index(child)])
-        moved = elements * nest.refetches(relevant, above)
-        if is_output:
-            writes[parent] += moved
-            reads[child] += moved
-        else:
-            writes[child] += moved
-            reads[parent] += moved
-
-    # DRAM traffic, with the FuseMax artifact's elision: reads equal to updates are first reads of
-    # a read-write tensor that never happen, so they are not counted.
-    on_chip = "global_buffer" in levels
-    if "dram" in levels:
-        dram_reads = reads["dram"] if reads["dram"] != writes["dram"] else 0.0
-        share = 1.0 - spill_fraction if on_chip else 1.0
-        result.traffic_read_words += dram_reads * share
-        result.traffic_write_words += writes["dram"] * share
-    if on_chip and spill_fraction > 0:
-        # The spilled share of an on-chip tensor's reads and updates goes to DRAM instead of the
-        # buffer. An input's buffer fills are not added, because they are DRAM reads already.
-        buffer_reads = reads["global_buffer"] if reads["global_buffer"] != writes["global_buffer"] else 0.0
-        buffer_writes = writes["global_buffer"] if is_output else 0.0
-        result.traffic_read_words += buffer_reads * spill_fraction
-        result.traffic_write_words += buffer_writes * spill_fraction
-
-    for level, count in reads.items():
-        result.reads[level] = result.reads.get(level, 0.0) + count
-    for level, count in writes.items():
-        result.writes[level] = result.writes.get(level, 0.0) + count
 
 
 @dataclass
@@ -436,36 +386,3 @@ def _schedule_phases(mapping: Mapping, per_einsum: dict[str, EinsumResult], name
             phase.einsums.append(name)
             phase.traffic_words += per_einsum[name].traffic_read_words + per_einsum[name].traffic_write_words
     return phases
-
-
-def _energy(arch: Architecture, per_einsum: dict[str, EinsumResult]) -> dict[str, float]:
-    """Energy per component in pJ: units, DRAM, global buffer, array buffer and register files."""
-    breakdown: dict[str, float] = defaultdict(float)
-    for result in per_einsum.values():
-        for unit, count in result.actions.items():
-            breakdown[unit] += count * arch.units[unit].energy_pj
-
-    dram_bytes_per_access = arch.dram.access_bits / 8
-    words_per_row = arch.global_buffer.energy_words_per_row or arch.global_buffer.row_bits // arch.word_bits
-    for result in per_einsum.values():
-        breakdown["dram"] += (
-            result.traffic_read_words * arch.word_bytes / dram_bytes_per_access * arch.dram.read_energy_pj
-            + result.traffic_write_words * arch.word_bytes / dram_bytes_per_access * arch.dram.write_energy_pj
-        )
-        breakdown["global_buffer"] += (
-            result.reads.get("global_buffer", 0.0) * arch.global_buffer.read_energy_pj
-            + result.writes.get("global_buffer", 0.0) * arch.global_buffer.write_energy_pj
-        ) / words_per_row
-        buffer = arch.arrays.array1d.buffer
-        if buffer is not None:
-            breakdown["array1d_buffer"] += (
-                result.reads.get("array1d.buffer", 0.0) * buffer.read_energy_pj
-                + result.writes.get("array1d.buffer", 0.0) * buffer.write_energy_pj
-            )
-        array = arch.array(result.array)
-        instances = array.processing_elements if arch.energy_accounting.register_files == "one_instance" else 1
-        breakdown[f"{result.array}_register_files"] += (
-            result.reads.get(f"{result.array}.register_file", 0.0) * array.register_file.read_energy_pj
-            + result.writes.get(f"{result.array}.register_file", 0.0) * array.register_file.write_energy_pj
-        ) / instances
-    return dict(breakdown)
