@@ -141,6 +141,32 @@ class EnergyAccounting(StrictModel):
     register_files: Literal["one_instance", "all_instances"] = "all_instances"
 
 
+class SimulationParameters(StrictModel):
+    """Timing parameters of the cycle-level simulator (``fusemax.sim``) that the FuseMax paper leaves open.
+
+    Each default is an estimate, and ``docs/simulator.md`` shows how simulated
+    cycles depend on them.
+    """
+
+    dram_latency_cycles: int = Field(
+        default=100,
+        ge=0,
+        description="cycles from a DRAM request to its first data: about 100 ns at 940 MHz, from HBM2 row "
+        "activation and column access (tRCD + tCL, about 30 ns) plus controller, PHY and on-chip network",
+    )
+    global_buffer_ports: PositiveInt = Field(
+        default=4,
+        description="read/write ports of the global buffer, each moving one row per cycle. The FuseMax "
+        "artifact's Accelergy buffer description has 4",
+    )
+    global_buffer_latency_cycles: int = Field(
+        default=2, ge=0, description="cycles from a global-buffer access to its data: bank selection and one SRAM read"
+    )
+    hop_latency_cycles: int = Field(
+        default=1, ge=0, description="cycles for one hop between neighbouring processing elements or arrays (registered links)"
+    )
+
+
 class Architecture(SourcedModel):
     """A validated spatial architecture spec."""
 
@@ -154,6 +180,7 @@ class Architecture(SourcedModel):
     units: dict[str, Unit]
     energy_accounting: EnergyAccounting = EnergyAccounting()
     area: AreaModel | None = None
+    simulation: SimulationParameters = SimulationParameters()
 
     @model_validator(mode="after")
     def _units_exist(self) -> "Architecture":
