@@ -1,267 +1,113 @@
-"""Render the FuseMax-vs-FLAT attention comparison as one offline HTML file.
+"""Render the FuseMax evaluation report as one offline HTML file, and each figure as its own page.
 
-The report inlines the plotly.js bundle, so it opens without network access.
+The report inlines the plotly.js bundle once, so it opens without network access.
+Every file is written to a temporary file in its folder and then renamed onto its
+path, so an interrupted run leaves any earlier file unchanged.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import math
 import os
 import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.subplots import make_subplots
+
+from fusemax.report.figures import CAPTIONS, build_figures
+
+__all__ = ["build_figures", "write_report"]
 
 logger = logging.getLogger(__name__)
 
-MODELS = ("BERT", "TrXL", "T5", "XLM")
-SEQ_LENS = ("1K", "4K", "16K", "64K", "256K", "1M")
-
-# Display names for the table names that the reproduce step produces.
-# A table with a name not listed here appears under its own name.
-CONFIG_LABELS = {
-    "attn-binding": "FuseMax",
-    "attn-flat": "FLAT",
-    "attn-unfused": "Unfused",
-    "attn-cascade": "Cascade",
-    "attn-arch": "Architecture",
-}
-FUSEMAX_TABLE = "attn-binding"
-FLAT_TABLE = "attn-flat"
-
-SEQ_LEN_AXIS_TITLE = "Sequence length (tokens)"
-UTILIZATION_AXIS_TITLE = "Utilization (fraction of cycles busy)"
+GENERATOR = "fusemax reproduce"
+REPORT_TITLE = "FuseMax attention accelerator evaluation"
 
 SUMMARY_LABELS = {
-    "attention_speedup_vs_flat": "Attention speedup over FLAT (x, arithmetic mean)",
-    "attention_energy_vs_flat": "Attention energy relative to FLAT (FuseMax / FLAT, arithmetic mean)",
+    "attention_speedup_vs_flat": "Attention speedup of FuseMax over FLAT (FLAT latency / FuseMax latency)",
+    "attention_energy_vs_flat": "Attention energy of FuseMax relative to FLAT (FuseMax / FLAT)",
+    "end2end_speedup_vs_flat": "End-to-end speedup of FuseMax over FLAT, attention plus linear layers",
+    "end2end_energy_vs_flat": "End-to-end energy of FuseMax relative to FLAT, attention plus linear layers",
+    "attention_speedup_vs_unfused": "Attention speedup of FuseMax over Unfused (Unfused latency / FuseMax latency)",
+    "attention_energy_vs_unfused": "Attention energy of FuseMax relative to Unfused (FuseMax / Unfused)",
+    "end2end_speedup_vs_unfused": "End-to-end speedup of FuseMax over Unfused, attention plus linear layers",
+    "end2end_energy_vs_unfused": "End-to-end energy of FuseMax relative to Unfused, attention plus linear layers",
+    "pairs": "Model and sequence-length pairs in each mean",
+    "averaging": "Averaging method",
+    "model_variant": "Model variant",
 }
 
-GENERATOR = "fusemax reproduce"
+STYLE = """body { font-family: sans-serif; margin: 2em; max-width: 1400px; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #999; padding: 0.3em 0.8em; text-align: left; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+.figure { border-bottom: 1px solid #ccc; margin-bottom: 2em; padding-bottom: 1em; }
+.caption { color: #333; max-width: 60em; }
+"""
 
 
-def _value(row: dict, key: str) -> float | None:
-    """Return ``row[key]`` as a finite float, or None when it is absent or not a finite number."""
-    raw = row.get(key)
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(value):
-        return None
-    return value
+def summary_label(key: str) -> str:
+    """Return the readable label of a summary key, or the key with spaces for underscores when it is unknown."""
+    if key in SUMMARY_LABELS:
+        return SUMMARY_LABELS[key]
+    return key.replace("_", " ").capitalize()
 
 
-def _index_rows(name: str, rows: list[dict]) -> dict[tuple[str, str], dict]:
-    """Map each ``(model, seq_len)`` pair of a table to its row."""
-    indexed = {}
-    for row in rows:
-        if "model" not in row or "seq_len" not in row:
-            raise ValueError(
-                f"table {name!r} has a row with a missing 'model' or 'seq_len' column: {row!r}. "
-                "Check the columns of the CSV file that the table was read from."
-            )
-        key = (str(row["model"]), str(row["seq_len"]))
-        if key in indexed:
-            logger.warning("table %r has more than one row for %s, so the last row is used", name, key)
-        indexed[key] = row
-    return indexed
-
-
-def _ordered(found: list[str], canonical: tuple[str, ...]) -> list[str]:
-    """Order values as in ``canonical``, then append unknown values in the order found."""
-    known = [value for value in canonical if value in found]
-    unknown = [value for value in dict.fromkeys(found) if value not in canonical]
-    return known + unknown
-
-
-def _panel_figure(models: list[str], seq_lens: list[str], title: str, y_title: str) -> go.Figure:
-    """Create an empty figure with one bar-chart panel per model, side by side."""
-    figure = make_subplots(rows=1, cols=len(models), subplot_titles=models, shared_yaxes=True)
-    figure.update_layout(title_text=title, barmode="group", template="plotly_white")
-    figure.update_xaxes(
-        title_text=SEQ_LEN_AXIS_TITLE,
-        type="category",
-        categoryorder="array",
-        categoryarray=seq_lens,
-    )
-    figure.update_yaxes(title_text=y_title, row=1, col=1)
-    return figure
-
-
-def _ratio_figure(
-    binding: dict, flat: dict, models: list[str], seq_lens: list[str], metric: str, title: str, y_title: str
-) -> go.Figure | None:
-    """Build a bar figure of a FuseMax/FLAT ratio per model, or None when no pair has both values.
-
-    ``metric`` is ``"latency"`` for the speedup (FLAT / FuseMax) or ``"energy"`` for the
-    energy ratio (FuseMax / FLAT).
-    """
-    figure = _panel_figure(models, seq_lens, title, y_title)
-    skipped = 0
-    drawn = 0
-
-    for column, model in enumerate(models, start=1):
-        x_values = []
-        y_values = []
-        for seq_len in seq_lens:
-            fusemax_row = binding.get((model, seq_len))
-            flat_row = flat.get((model, seq_len))
-            if fusemax_row is None or flat_row is None:
-                continue
-            fusemax_value = _value(fusemax_row, metric)
-            flat_value = _value(flat_row, metric)
-            if fusemax_value is None or flat_value is None or fusemax_value <= 0 or flat_value <= 0:
-                skipped += 1
-                continue
-            if metric == "latency":
-                ratio = flat_value / fusemax_value
-            else:
-                ratio = fusemax_value / flat_value
-            x_values.append(seq_len)
-            y_values.append(ratio)
-
-        if x_values:
-            figure.add_trace(go.Bar(x=x_values, y=y_values, name=model, showlegend=False), row=1, col=column)
-            drawn += len(x_values)
-
-    if skipped:
-        logger.warning("skipped %d pairs with a missing or non-positive %s in figure %r", skipped, metric, title)
-    if drawn == 0:
-        return None
-    figure.add_hline(y=1.0, line_dash="dot", line_color="gray", row="all", col="all")
-    return figure
-
-
-def _utilization_figure(
-    indexed: dict[str, dict], models: list[str], seq_lens: list[str], metric: str, title: str
-) -> go.Figure | None:
-    """Build grouped bars of one utilization column, one bar per configuration, or None when empty."""
-    figure = _panel_figure(models, seq_lens, title, UTILIZATION_AXIS_TITLE)
-    drawn = 0
-
-    for name, rows in indexed.items():
-        label = CONFIG_LABELS.get(name, name)
-        for column, model in enumerate(models, start=1):
-            x_values = []
-            y_values = []
-            for seq_len in seq_lens:
-                row = rows.get((model, seq_len))
-                value = None if row is None else _value(row, metric)
-                if value is not None:
-                    x_values.append(seq_len)
-                    y_values.append(value)
-            if not x_values:
-                continue
-            trace = go.Bar(x=x_values, y=y_values, name=label, legendgroup=label, showlegend=column == 1)
-            figure.add_trace(trace, row=1, col=column)
-            drawn += len(x_values)
-
-    if drawn == 0:
-        return None
-    figure.update_yaxes(range=[0.0, 1.05])
-    return figure
-
-
-def build_figures(tables: dict[str, list[dict]], summary: dict[str, float]) -> dict[str, go.Figure]:
-    """Build the report figures from the comparison tables.
-
-    Parameters
-    ----------
-    tables : dict[str, list[dict]]
-        Rows per table name, for example ``"attn-binding"`` (FuseMax) and ``"attn-flat"`` (FLAT).
-        Each row has ``model``, ``seq_len``, ``latency`` (s), ``energy`` (pJ), ``util_1d``
-        and ``util_2d`` (fractions of cycles busy).
-    summary : dict[str, float]
-        Summary numbers. ``attention_speedup_vs_flat`` and ``attention_energy_vs_flat``,
-        where present, appear in the figure titles.
-
-    Returns
-    -------
-    dict[str, plotly.graph_objects.Figure]
-        Figures by name, in report order: ``"speedup"`` and ``"energy"`` when both the FuseMax
-        and FLAT tables are present, then ``"utilization_1d"`` and ``"utilization_2d"`` when
-        any table has the column. A figure without data is left out.
-    """
-    indexed = {name: _index_rows(name, rows) for name, rows in tables.items()}
-
-    pairs = [pair for rows in indexed.values() for pair in rows]
-    models = _ordered([model for model, _ in pairs], MODELS)
-    seq_lens = _ordered([seq_len for _, seq_len in pairs], SEQ_LENS)
-    figures: dict[str, go.Figure] = {}
-    if not models:
-        logger.warning("no table rows to plot, so the report has no figures")
-        return figures
-
-    if FUSEMAX_TABLE in indexed and FLAT_TABLE in indexed:
-        binding = indexed[FUSEMAX_TABLE]
-        flat = indexed[FLAT_TABLE]
-
-        title = "Attention speedup of FuseMax over FLAT (FLAT latency / FuseMax latency)"
-        if "attention_speedup_vs_flat" in summary:
-            title += f", mean {summary['attention_speedup_vs_flat']:.3g}x"
-        speedup = _ratio_figure(binding, flat, models, seq_lens, "latency", title, "Speedup over FLAT (x)")
-        if speedup is not None:
-            figures["speedup"] = speedup
-
-        title = "Attention energy of FuseMax relative to FLAT"
-        if "attention_energy_vs_flat" in summary:
-            title += f", mean {summary['attention_energy_vs_flat']:.3g}"
-        y_title = "Energy relative to FLAT (FuseMax / FLAT)"
-        energy = _ratio_figure(binding, flat, models, seq_lens, "energy", title, y_title)
-        if energy is not None:
-            figures["energy"] = energy
-    else:
-        logger.info("speedup and energy figures skipped because they need both %r and %r", FUSEMAX_TABLE, FLAT_TABLE)
-
-    for metric, title in (("util_1d", "1D-array utilization"), ("util_2d", "2D-array utilization")):
-        figure = _utilization_figure(indexed, models, seq_lens, metric, title)
-        if figure is not None:
-            figures[f"utilization_{metric.removeprefix('util_')}"] = figure
-        else:
-            logger.info("%s figure skipped because no table has the %r column", title, metric)
-
-    return figures
-
-
-def _summary_table(summary: dict[str, float]) -> str:
-    """Render the summary numbers as an HTML table."""
+def _summary_table(summary: dict) -> str:
+    """Render the summary values as an HTML table, known keys in the order of :data:`SUMMARY_LABELS` first."""
+    keys = [key for key in SUMMARY_LABELS if key in summary] + [key for key in summary if key not in SUMMARY_LABELS]
     lines = ["<table>", "<tr><th>Quantity</th><th>Value</th></tr>"]
-    for key, value in summary.items():
-        label = html.escape(SUMMARY_LABELS.get(key, key))
-        number = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
-        lines.append(f"<tr><td>{label}</td><td>{html.escape(number)}</td></tr>")
+    for key in keys:
+        value = summary[key]
+        label = html.escape(summary_label(key))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            lines.append(f'<tr><td>{label}</td><td class="number">{html.escape(f"{value:.4g}")}</td></tr>')
+        else:
+            lines.append(f"<tr><td>{label}</td><td>{html.escape(str(value))}</td></tr>")
     lines.append("</table>")
     return "\n".join(lines)
 
 
-def _header() -> str:
-    """Render the document head and the introductory paragraph."""
+def _head(title: str) -> str:
+    """Render the document type, head and the opening body tag."""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>FuseMax vs FLAT attention report</title>
+<title>{html.escape(title)}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #999; padding: 0.3em 0.8em; text-align: left; }}
-</style>
+{STYLE}</style>
 </head>
 <body>
-<h1>FuseMax vs FLAT attention comparison</h1>
-<p>This report compares the FuseMax attention accelerator (MICRO 2024) with the FLAT baseline
-on BERT, TrXL, T5 and XLM at sequence lengths from 1K to 1M tokens.
+"""
+
+
+def _header() -> str:
+    """Render the document head and the introductory paragraph."""
+    return _head(REPORT_TITLE) + f"""<h1>{REPORT_TITLE}</h1>
+<p>This report reproduces the evaluation of the FuseMax attention accelerator (MICRO 2024) on
+BERT, TrXL, T5 and XLM at sequence lengths from 1K to 1M tokens.
+It compares five configurations: the Unfused baseline, FLAT, and three ablation steps from FLAT to
+FuseMax (+Cascade, +Architecture and +Binding, where +Binding is the full FuseMax design).
+Each configuration has the same colour in every figure.
 The numbers are estimates from this project's analytical model, which reproduces the FuseMax
-evaluation, and are not copied from the paper.
+evaluation, and are not copied from the FuseMax paper.
 Generated by <code>{GENERATOR}</code>.</p>
 """
+
+
+def _contents(figures: dict[str, go.Figure]) -> str:
+    """Render a list of links to the figures."""
+    items = [f'<li><a href="#figure-{html.escape(name)}">{html.escape(_figure_title(name, figure))}</a></li>' for name, figure in figures.items()]
+    return "<h2>Figures</h2>\n<ul>\n" + "\n".join(items) + "\n</ul>\n"
+
+
+def _figure_title(name: str, figure: go.Figure) -> str:
+    """Return the figure's title text, or its name when it has none."""
+    return figure.layout.title.text or name
 
 
 def _render_figure(figure: go.Figure, include_plotlyjs: bool) -> str:
@@ -269,48 +115,52 @@ def _render_figure(figure: go.Figure, include_plotlyjs: bool) -> str:
     return pio.to_html(figure, full_html=False, include_plotlyjs=include_plotlyjs, config={"displaylogo": False})
 
 
-def write_report(path: Path, tables: dict[str, list[dict]], summary: dict[str, float]) -> None:
-    """Write the comparison report as one self-contained HTML file.
+def _figure_section(name: str, figure: go.Figure, include_plotlyjs: bool) -> str:
+    """Render a figure with its caption inside a ``div`` that links can point to."""
+    parts = [f'<div class="figure" id="figure-{html.escape(name)}">']
+    parts.append(_render_figure(figure, include_plotlyjs=include_plotlyjs))
+    if name in CAPTIONS:
+        parts.append(f'<p class="caption">{html.escape(CAPTIONS[name])}</p>')
+    parts.append("</div>\n")
+    return "\n".join(parts)
 
-    The file is written to a temporary file in the same directory and then moved onto
-    ``path`` with ``os.replace``, so a failed or interrupted run leaves any earlier
-    report unchanged.
 
-    Parameters
-    ----------
-    path : Path
-        Output file. Missing parent directories are created.
-    tables : dict[str, list[dict]]
-        Rows per table name, as for :func:`build_figures`. Missing tables are skipped.
-    summary : dict[str, float]
-        Summary numbers shown in a table, by key.
+def _report_chunks(figures: dict[str, go.Figure], summary: dict) -> Iterator[str]:
+    """Yield the report page piece by piece, rendering each figure only when it is written."""
+    yield _header()
+    yield "<h2>Summary</h2>\n"
+    yield _summary_table(summary)
+    yield "\n"
+    if figures:
+        yield _contents(figures)
+    first = True
+    for name, figure in figures.items():
+        yield _figure_section(name, figure, include_plotlyjs=first)
+        first = False
+    yield "</body>\n</html>\n"
 
-    Returns
-    -------
-    None
+
+def _standalone_chunks(name: str, figure: go.Figure) -> Iterator[str]:
+    """Yield a page with one figure, its caption and its own copy of plotly.js."""
+    yield _head(_figure_title(name, figure))
+    yield _figure_section(name, figure, include_plotlyjs=True)
+    yield f"<p>Generated by <code>{GENERATOR}</code>.</p>\n</body>\n</html>\n"
+
+
+def _write_atomic(path: Path, chunks: Iterable[str]) -> None:
+    """Write ``chunks`` to a temporary file next to ``path``, then move it onto ``path`` with ``os.replace``.
+
+    The temporary file is removed when writing fails or is interrupted, so ``path``
+    keeps its earlier content.
     """
-    path = Path(path)
-    figures = build_figures(tables, summary)
     path.parent.mkdir(parents=True, exist_ok=True)
-
     # os.open with mode 0o666 lets the umask set the permissions, as a plain open() would.
     temp_path = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     descriptor = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as output:
-            output.write(_header())
-            output.write("<h2>Summary</h2>\n")
-            output.write(_summary_table(summary))
-            output.write("\n")
-
-            first = True
-            for name, figure in figures.items():
-                output.write(f'<div class="figure" id="figure-{html.escape(name)}">\n')
-                output.write(_render_figure(figure, include_plotlyjs=first))
-                output.write("\n</div>\n")
-                first = False
-
-            output.write("</body>\n</html>\n")
+            for chunk in chunks:
+                output.write(chunk)
             output.flush()
             os.fsync(output.fileno())
         os.replace(temp_path, path)
@@ -319,4 +169,47 @@ def write_report(path: Path, tables: dict[str, list[dict]], summary: dict[str, f
         temp_path.unlink(missing_ok=True)
         raise
 
+
+def write_report(
+    path: Path,
+    tables: dict[str, list[dict]],
+    summary: dict,
+    breakdowns: dict[str, list[dict]] | None = None,
+    figures_dir: Path | None = None,
+) -> None:
+    """Write the evaluation report as one self-contained HTML file, and optionally one file per figure.
+
+    Each file is written to a temporary file in the same directory and then moved onto
+    its path with ``os.replace``, so a failed or interrupted run leaves earlier files
+    unchanged. Standalone figure files are written before the report.
+
+    Parameters
+    ----------
+    path : Path
+        Report file. Missing parent directories are created.
+    tables : dict[str, list[dict]]
+        Rows per table name, as for :func:`build_figures`. Figures whose tables are
+        missing are skipped.
+    summary : dict
+        Summary values shown in a table, by key.
+    breakdowns : dict[str, list[dict]], optional
+        Energy and area breakdown rows, as for :func:`build_figures`.
+    figures_dir : Path, optional
+        Directory for one standalone offline HTML file per figure, named ``<name>.html``
+        after the keys of :func:`build_figures`. Missing directories are created.
+
+    Returns
+    -------
+    None
+    """
+    path = Path(path)
+    figures = build_figures(tables, summary, breakdowns)
+
+    if figures_dir is not None:
+        figures_dir = Path(figures_dir)
+        for name, figure in figures.items():
+            _write_atomic(figures_dir / f"{name}.html", _standalone_chunks(name, figure))
+        logger.info("wrote %d standalone figure files to %s", len(figures), figures_dir)
+
+    _write_atomic(path, _report_chunks(figures, summary))
     logger.info("wrote report with %d figures to %s", len(figures), path)
