@@ -56,16 +56,19 @@ def _count_calls(expr: Expr, counts: Counter[str]) -> None:
 
 
 def rank_sizes(cascade: Cascade, sizes: dict[str, int]) -> dict[str, int]:
-    """Complete a size assignment with the sizes of partitioned sub-ranks.
+    """Complete a size assignment with the sizes of partitioned sub-ranks and of the iterative rank.
 
     ``sizes`` gives every unpartitioned rank and, for each partition, the whole
     rank and all sub-ranks but the outermost; the outermost is the ceiling of
     the whole over the product of the others (the last tile may be partial).
+    An iterative rank that has no size of its own takes the number of
+    iterates its stopping condition allows (``i >= K`` gives K).
 
     Raises
     ------
     CascadeError
-        If a size is missing or not a positive integer.
+        If a size is missing or not a positive integer, or an iterative
+        rank's size disagrees with its stopping condition.
 
     Examples
     --------
@@ -88,10 +91,40 @@ def rank_sizes(cascade: Cascade, sizes: dict[str, int]) -> dict[str, int]:
             )
         tile = prod(result[part] for part in inner)
         result[partition.parts[0]] = -(-result[partition.rank] // tile)
+    if cascade.iteration is not None:
+        rank = cascade.iteration.variable.upper()
+        bound = cascade.iteration.stop.right
+        if all(size in result for size in bound.sizes):
+            count = iteration_count(cascade, result)
+            if rank not in result:
+                result[rank] = count
+            elif result[rank] != count:
+                raise CascadeError(
+                    f"iterative rank {rank} has size {result[rank]}, but its stopping condition "
+                    f"{cascade.iteration.variable} {cascade.iteration.stop.operator} ... allows {count} iterates"
+                )
     missing = [rank for rank in cascade.ranks if rank not in result]
     if missing:
         raise CascadeError(f"missing size for rank(s) {', '.join(missing)}")
     return result
+
+
+def iteration_count(cascade: Cascade, sizes: dict[str, int]) -> int:
+    """Number of iterates the recurrence computes: N for ``i >= N`` and ``i = N``, N + 1 for ``i > N``.
+
+    Raises
+    ------
+    CascadeError
+        If the cascade has no iterative rank, or the count is not positive.
+    """
+    if cascade.iteration is None:
+        raise CascadeError(f"cascade {cascade.name!r} has no iterative rank")
+    stop = cascade.iteration.stop
+    bound = stop.right.evaluate(sizes)
+    count = bound + 1 if stop.operator == ">" else bound
+    if count <= 0:
+        raise CascadeError(f"the stopping condition of {cascade.name!r} allows no iterate at these sizes ({count})")
+    return count
 
 
 def einsum_ranks(cascade: Cascade, einsum: Einsum) -> tuple[str, ...]:
