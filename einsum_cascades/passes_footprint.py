@@ -1,0 +1,304 @@
+"""What extra passes cost: the live footprint between passes and the traffic of spilling it.
+
+Between pass b and pass b + 1 a tensor is *live* when some Einsum must touch
+it at or before pass b and another must touch it after pass b, in every
+schedule that makes the minimum number of passes.  Keeping every live tensor
+on chip avoids re-reading; the alternative is to spill it to memory after its
+last touch before the boundary and read it back in each later pass that
+needs it.  All sizes are sympy expressions in the rank sizes, in words
+(elements), with every rank's name as its symbol.
+
+References
+----------
+N. Nayak et al., "FuseMax: Leveraging Extended Einsums to Optimize Attention
+Accelerator Design", MICRO 2024, arXiv 2406.10491, section III-B: with more
+than one pass over R, a whole R fiber is live between the passes, so it is
+either buffered, at a capacity proportional to the fiber length, or spilled
+and re-read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import sympy
+
+from einsum_cascades.errors import CascadeError
+from einsum_cascades.ir import Cascade
+from einsum_cascades.passes import RankPasses
+from einsum_cascades.passes_ranks import find_target, pass_targets, rank_classes
+
+
+def rank_symbol(rank: str) -> sympy.Symbol:
+    """The sympy symbol of a rank's size: a positive integer named like the rank."""
+    return sympy.Symbol(rank, positive=True, integer=True)
+
+
+@dataclass(frozen=True)
+class LiveSet:
+    """Tensors live between pass ``boundary`` and pass ``boundary + 1``, and their size in words."""
+
+    boundary: int
+    tensors: tuple[str, ...]
+    per_row_words: sympy.Expr
+    total_words: sympy.Expr
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Live footprint of the passes over one rank and the traffic of spilling it instead.
+
+    ``row_ranks`` are the ranks every live tensor has besides the fiber's
+    (the query rank P in attention); a *row* is one coordinate of them and of
+    the batch ranks.  ``per_row_words`` and ``total_words`` are the largest
+    live set over the pass boundaries (``sympy.Max`` when the sets' sizes do
+    not compare symbolically).  ``spill_words`` is the extra memory traffic,
+    writes plus reads, when every live tensor spills; ``spill_by_tensor``
+    splits it.  ``compulsory_words`` (inputs read once, outputs written once)
+    gives the scale it adds to.
+    """
+
+    rank: str
+    passes: int
+    row_ranks: tuple[str, ...]
+    live: tuple[LiveSet, ...]
+    per_row_words: sympy.Expr
+    total_words: sympy.Expr
+    spill_words: sympy.Expr
+    spill_words_per_row: sympy.Expr
+    spill_by_tensor: dict[str, sympy.Expr]
+    compulsory_words: sympy.Expr
+
+    def to_json(self) -> dict:
+        return {
+            "row_ranks": list(self.row_ranks),
+            "live": [
+                {
+                    "after_pass": live.boundary,
+                    "tensors": list(live.tensors),
+                    "per_row_words": str(live.per_row_words),
+                    "total_words": str(live.total_words),
+                }
+                for live in self.live
+            ],
+            "per_row_words": str(self.per_row_words),
+            "total_words": str(self.total_words),
+            "spill_traffic_words": str(self.spill_words),
+            "spill_traffic_words_per_row": str(self.spill_words_per_row),
+            "spill_traffic_by_tensor": {name: str(words) for name, words in self.spill_by_tensor.items()},
+            "compulsory_traffic_words": str(self.compulsory_words),
+        }
+
+
+def live_footprint(cascade: Cascade, passes: RankPasses) -> Footprint:
+    """Compute the live footprint and spill traffic of the passes over one rank.
+
+    Examples
+    --------
+    >>> from einsum_cascades.library import load_library_cascade
+    >>> from einsum_cascades.passes import analyze_passes
+    >>> cascade = load_library_cascade("attention-3pass")
+    >>> footprint = live_footprint(cascade, analyze_passes(cascade, "M").ranks["M"])
+    >>> footprint.row_ranks, footprint.per_row_words, footprint.total_words
+    (('P',), M, B*H*M*P)
+    >>> footprint.spill_words
+    4*B*H*M*P
+    """
+    spans = _touch_spans(passes)
+    live_sets: list[tuple[int, list[str]]] = []
+    for boundary in range(1, passes.passes):
+        live = [tensor for tensor, touches in spans.items() if _crosses(touches, boundary)]
+        live_sets.append((boundary, live))
+
+    every_live = [tensor for _, live in live_sets for tensor in live]
+    row_ranks = _row_ranks(cascade, passes, every_live)
+
+    live_results = []
+    for boundary, live in live_sets:
+        per_row = sum((_words(cascade, tensor, row_ranks) for tensor in live), sympy.Integer(0))
+        total = sum((_words(cascade, tensor, None) for tensor in live), sympy.Integer(0))
+        live_results.append(LiveSet(boundary, tuple(live), per_row, total))
+
+    spill: dict[str, sympy.Expr] = {}
+    spill_per_row = sympy.Integer(0)
+    for tensor in dict.fromkeys(every_live):
+        transfers = _spill_transfers(cascade, tensor, spans[tensor])
+        spill[tensor] = transfers * _words(cascade, tensor, None)
+        spill_per_row += transfers * _words(cascade, tensor, row_ranks)
+
+    compulsory = sympy.Integer(0)
+    for tensor in cascade.inputs + cascade.outputs:
+        compulsory += _words(cascade, tensor, None)
+
+    return Footprint(
+        rank=passes.rank,
+        passes=passes.passes,
+        row_ranks=row_ranks,
+        live=tuple(live_results),
+        per_row_words=_peak([live.per_row_words for live in live_results]),
+        total_words=_peak([live.total_words for live in live_results]),
+        spill_words=sympy.expand(sum(spill.values(), sympy.Integer(0))),
+        spill_words_per_row=sympy.expand(spill_per_row),
+        spill_by_tensor=spill,
+        compulsory_words=compulsory,
+    )
+
+
+def _phase(time: int) -> int:
+    """Pass k (time 2k) and the gap before it (time 2k - 1) form phase k."""
+    return (time + 1) // 2
+
+
+@dataclass(frozen=True)
+class _Touch:
+    earliest: int
+    latest: int
+    writes: bool
+
+
+def _touch_spans(passes: RankPasses) -> dict[str, list[_Touch]]:
+    """Phase span of every read or write of each fiber tensor, relayout copies resolved."""
+    spans: dict[str, list[_Touch]] = {}
+    for state in passes.states:
+        if state.relayout:
+            continue
+        earliest, latest = _phase(state.time), _phase(state.latest_time)
+        for tensor in state.fiber_tensors:
+            writes = tensor == state.writes
+            spans.setdefault(tensor, []).append(_Touch(earliest, latest, writes))
+    return spans
+
+
+def _crosses(touches: list[_Touch], boundary: int) -> bool:
+    """Whether one touch must come at or before pass ``boundary`` and another after it."""
+    before = any(touch.latest <= boundary for touch in touches)
+    after = any(touch.earliest > boundary for touch in touches)
+    return before and after
+
+
+def _spill_transfers(cascade: Cascade, tensor: str, touches: list[_Touch]) -> int:
+    """Whole-tensor transfers to and from memory when ``tensor`` spills at every boundary it crosses."""
+    writes = [touch for touch in touches if touch.writes]
+    if writes:
+        written_by = min(touch.latest for touch in writes)
+        later = [touch for touch in touches if not touch.writes and touch.earliest > written_by]
+        reads = _stabbing_number(later)
+        return 1 + reads if reads else 0
+    return max(_stabbing_number(touches) - 1, 0)
+
+
+def _stabbing_number(touches: list[_Touch]) -> int:
+    count = 0
+    last = None
+    for touch in sorted(touches, key=lambda item: item.latest):
+        if last is None or touch.earliest > last:
+            count += 1
+            last = touch.latest
+    return count
+
+
+def _row_ranks(cascade: Cascade, passes: RankPasses, live: list[str]) -> tuple[str, ...]:
+    if not live:
+        return ()
+    classes = rank_classes(cascade)
+    fiber = find_target(pass_targets(cascade, classes), passes.rank).classes
+    common: list[str] | None = None
+    for tensor in live:
+        ranks = [rank for rank in cascade.tensors[tensor] if classes[rank] not in fiber]
+        common = ranks if common is None else [rank for rank in common if rank in ranks]
+    return tuple(common or ())
+
+
+def _words(cascade: Cascade, tensor: str, row_ranks: tuple[str, ...] | None) -> sympy.Expr:
+    """Elements of ``tensor``: all of them (``row_ranks`` None) or those of one row."""
+    if row_ranks is None:
+        ranks = cascade.tensor_ranks(tensor)
+    else:
+        ranks = tuple(rank for rank in cascade.tensors[tensor] if rank not in row_ranks)
+    return sympy.Mul(*(rank_symbol(rank) for rank in ranks))
+
+
+def _peak(values: list[sympy.Expr]) -> sympy.Expr:
+    if not values:
+        return sympy.Integer(0)
+    return sympy.Max(*values)
+
+
+def evaluate_words(cascade: Cascade, expr: sympy.Expr, sizes: dict[str, int]) -> int:
+    """Evaluate a size expression at given rank sizes.
+
+    The outermost sub-rank of a partition, when not given, is the whole rank
+    over the inner sub-ranks, rounded up (the last tile may be partial).
+
+    Raises
+    ------
+    CascadeError
+        If a rank the expression needs has no size.
+
+    Examples
+    --------
+    >>> from einsum_cascades.library import load_library_cascade
+    >>> cascade = load_library_cascade("attention-1pass")
+    >>> evaluate_words(cascade, rank_symbol("M1") * rank_symbol("P"), {"M": 1000, "M0": 256, "P": 3})
+    12
+    """
+    known = _complete_sizes(cascade, sizes)
+    missing = sorted(symbol.name for symbol in expr.free_symbols if symbol.name not in known)
+    if missing:
+        raise CascadeError(f"no size for rank(s) {', '.join(missing)}; give them as RANK=SIZE")
+    value = expr.subs({rank_symbol(rank): size for rank, size in known.items()})
+    return int(value)
+
+
+def _complete_sizes(cascade: Cascade, sizes: dict[str, int]) -> dict[str, int]:
+    """Add the outermost sub-rank of each partition: the whole rank over the inner tile, rounded up."""
+    known = dict(sizes)
+    for partition in cascade.partitions:
+        inner = partition.parts[1:]
+        if partition.rank in known and all(part in known for part in inner):
+            tile = prod(known[part] for part in inner)
+            known[partition.parts[0]] = -(-known[partition.rank] // tile)
+    return known
+
+
+def largest_fitting_length(
+    cascade: Cascade,
+    expr: sympy.Expr,
+    sizes: dict[str, int],
+    length_ranks: tuple[str, ...],
+    budget_words: int,
+) -> int | None:
+    """Largest common size of ``length_ranks`` at which ``expr`` stays within ``budget_words``.
+
+    Every other rank keeps its size from ``sizes``.  Returns None when the
+    expression does not grow with the length and fits (it never exceeds the
+    budget), and 0 when it exceeds the budget at length 1.
+
+    Examples
+    --------
+    >>> from einsum_cascades.library import load_library_cascade
+    >>> cascade = load_library_cascade("attention-3pass")
+    >>> largest_fitting_length(cascade, 2 * rank_symbol("M"), {}, ("M", "P"), 1000)
+    500
+    """
+
+    def fits(length: int) -> bool:
+        trial = dict(sizes)
+        for rank in length_ranks:
+            trial[rank] = length
+        return evaluate_words(cascade, expr, trial) <= budget_words
+
+    if not fits(1):
+        return 0
+    ceiling = 1 << 62
+    if fits(ceiling):
+        return None
+    low, high = 1, ceiling
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+    return low
