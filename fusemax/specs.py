@@ -9,6 +9,8 @@ names the file, the dotted YAML path, what was wrong and what is valid.
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import math
 import operator
 from importlib import resources
@@ -79,8 +81,8 @@ def find_spec(name_or_path: str, kind: str) -> tuple[str, str]:
     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a key repeated in one mapping."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """A safe YAML loader (LibYAML's when available) that rejects a key repeated in one mapping."""
 
 
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -99,7 +101,15 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 
 def parse_yaml(text: str, source: str) -> dict[str, Any]:
-    """Parse YAML text into a mapping, with line and column on syntax errors and repeated keys."""
+    """Parse YAML text into a mapping, with line and column on syntax errors and repeated keys.
+
+    Parsed texts are cached, and each call returns its own deep copy.
+    """
+    return copy.deepcopy(_parse_yaml_cached(text, source))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_yaml_cached(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:

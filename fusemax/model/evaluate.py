@@ -18,8 +18,10 @@ compute and memory time when the mapping overlaps them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from einsum_cascades.counts import access_ranks, extent, iteration_points, operator_counts
@@ -155,7 +157,7 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
     >>> round(result.latency_s, 9), int(result.traffic_bytes)
     (0.00201314, 402653184)
     """
-    cascade = resolve_cascade(mapping.cascade)
+    cascade = _cascade(mapping.cascade)
     _check_binding(cascade, mapping)
     names = size_names(arch, workload.sizes, row or {})
     factors = _choose_factors(cascade, mapping, arch, names, workload)
@@ -216,6 +218,18 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
         buffer_tensors_words=footprint,
         phases=phases,
     )
+
+
+def _cascade(name_or_path: str) -> Cascade:
+    """Load a cascade once per process for a library name, or per file version for a path."""
+    path = Path(name_or_path)
+    stamp = path.stat().st_mtime_ns if path.is_file() else None
+    return _cascade_cached(name_or_path, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _cascade_cached(name_or_path: str, stamp: int | None) -> Cascade:
+    return resolve_cascade(name_or_path)
 
 
 def evaluate_best(arch: Architecture, mapping: Mapping, workload: Workload, row: dict[str, str] | None = None) -> Evaluation:

@@ -218,7 +218,9 @@ def reproduce(out: Path, variant: str = "paper") -> dict[str, object]:
     write_atomic(out / "area-breakdown.csv", table_csv(areas, ["arch", "component", "area_um2"]))
     summary = summarize(tables, variant)
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    write_report(out / "report.html", {name: rows for name, rows in tables.items() if name.startswith("attn-")}, summary)
+    write_report(
+        out / "report.html", tables, summary, {"energy": breakdowns, "area": areas}, figures_dir=out / "figures"
+    )
     return {"summary": summary, "tables": tables, "energy_breakdown": breakdowns, "area_breakdown": areas}
 
 
