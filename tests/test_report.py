@@ -568,12 +568,12 @@ def test_interrupted_write_keeps_old_report(tmp_path, monkeypatch, tables, summa
     real_render = report._render_figure
     calls = []
 
-    def render_then_fail(figure, include_plotlyjs):
+    def render_then_fail(figure, include_plotlyjs, div_id=None):
         # Fail on the second figure, after the temporary file has partial content.
         calls.append(figure)
         if len(calls) == 2:
             raise error
-        return real_render(figure, include_plotlyjs)
+        return real_render(figure, include_plotlyjs, div_id)
 
     monkeypatch.setattr(report, "_render_figure", render_then_fail)
     with pytest.raises(type(error)):
@@ -594,12 +594,12 @@ def test_interrupted_figure_write_keeps_old_files(tmp_path, monkeypatch, tables,
     real_render = report._render_figure
     calls = []
 
-    def render_then_interrupt(figure, include_plotlyjs):
+    def render_then_interrupt(figure, include_plotlyjs, div_id=None):
         # Interrupt the second standalone file ("energy"), after the first one is written.
         calls.append(figure)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_render(figure, include_plotlyjs)
+        return real_render(figure, include_plotlyjs, div_id)
 
     monkeypatch.setattr(report, "_render_figure", render_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
