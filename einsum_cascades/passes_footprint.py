@@ -28,6 +28,13 @@ from einsum_cascades.errors import CascadeError
 from einsum_cascades.ir import Cascade
 from einsum_cascades.passes import RankPasses
 from einsum_cascades.passes_ranks import find_target, pass_targets, rank_classes
+from einsum_cascades.passes_schedules import (
+    crosses,
+    forced_touches,
+    minimum_pass_schedules,
+    scheduled_touches,
+    spill_transfers,
+)
 
 
 def rank_symbol(rank: str) -> sympy.Symbol:
@@ -105,27 +112,35 @@ def live_footprint(cascade: Cascade, passes: RankPasses) -> Footprint:
     >>> footprint.spill_words
     4*B*H*M*P
     """
-    spans = _touch_spans(passes)
-    live_sets: list[tuple[int, list[str]]] = []
-    for boundary in range(1, passes.passes):
-        live = [tensor for tensor, touches in spans.items() if _crosses(touches, boundary)]
-        live_sets.append((boundary, live))
-
-    every_live = [tensor for _, live in live_sets for tensor in live]
+    plans = _plans(passes)
+    every_live: list[str] = []
+    for live_sets, _ in plans:
+        for _, live in live_sets:
+            every_live.extend(tensor for tensor in live if tensor not in every_live)
     row_ranks = _row_ranks(cascade, passes, every_live)
 
-    live_results = []
-    for boundary, live in live_sets:
-        per_row = sum((_words(cascade, tensor, row_ranks) for tensor in live), sympy.Integer(0))
-        total = sum((_words(cascade, tensor, None) for tensor in live), sympy.Integer(0))
-        live_results.append(LiveSet(boundary, tuple(live), per_row, total))
+    evaluated = []
+    for live_sets, transfers in plans:
+        results = []
+        for boundary, live in live_sets:
+            per_row = sum((_words(cascade, tensor, row_ranks) for tensor in live), sympy.Integer(0))
+            total = sum((_words(cascade, tensor, None) for tensor in live), sympy.Integer(0))
+            results.append(LiveSet(boundary, live, per_row, total))
+        spill = {tensor: count * _words(cascade, tensor, None) for tensor, count in transfers}
+        spill_per_row = sum((count * _words(cascade, tensor, row_ranks) for tensor, count in transfers), sympy.Integer(0))
+        evaluated.append((tuple(results), spill, sympy.expand(spill_per_row)))
 
-    spill: dict[str, sympy.Expr] = {}
-    spill_per_row = sympy.Integer(0)
-    for tensor in dict.fromkeys(every_live):
-        transfers = _spill_transfers(cascade, tensor, spans[tensor])
-        spill[tensor] = transfers * _words(cascade, tensor, None)
-        spill_per_row += transfers * _words(cascade, tensor, row_ranks)
+    per_row = _smallest([_largest([live.per_row_words for live in results]) for results, _, _ in evaluated])
+    total = _smallest([_largest([live.total_words for live in results]) for results, _, _ in evaluated])
+    spill_total = _smallest([sympy.expand(sum(spill.values(), sympy.Integer(0))) for _, spill, _ in evaluated])
+    spill_per_row = _smallest([row for _, _, row in evaluated])
+    shown = next(
+        (item for item in evaluated if _largest([live.per_row_words for live in item[0]]) == per_row), evaluated[0]
+    )
+    cheapest = next(
+        (item for item in evaluated if sympy.expand(sum(item[1].values(), sympy.Integer(0))) == spill_total),
+        evaluated[0],
+    )
 
     compulsory = sympy.Integer(0)
     for tensor in cascade.inputs + cascade.outputs:
@@ -135,67 +150,38 @@ def live_footprint(cascade: Cascade, passes: RankPasses) -> Footprint:
         rank=passes.rank,
         passes=passes.passes,
         row_ranks=row_ranks,
-        live=tuple(live_results),
-        per_row_words=_peak([live.per_row_words for live in live_results]),
-        total_words=_peak([live.total_words for live in live_results]),
-        spill_words=sympy.expand(sum(spill.values(), sympy.Integer(0))),
-        spill_words_per_row=sympy.expand(spill_per_row),
-        spill_by_tensor=spill,
+        live=shown[0],
+        per_row_words=per_row,
+        total_words=total,
+        spill_words=spill_total,
+        spill_words_per_row=spill_per_row,
+        spill_by_tensor=cheapest[1],
         compulsory_words=compulsory,
     )
 
 
-def _phase(time: int) -> int:
-    """Pass k (time 2k) and the gap before it (time 2k - 1) form phase k."""
-    return (time + 1) // 2
+def _plans(passes: RankPasses) -> list[tuple[tuple[tuple[int, tuple[str, ...]], ...], tuple[tuple[str, int], ...]]]:
+    """Distinct (live sets per boundary, spill transfers per tensor) over the minimum-pass schedules."""
+    schedules = minimum_pass_schedules(passes)
+    if schedules is None:
+        # NOTE: with too many schedules to enumerate, only the tensors that every
+        # schedule keeps live count, which can miss a choice between two tensors.
+        candidates = [forced_touches(passes)]
+    else:
+        candidates = [scheduled_touches(passes, schedule) for schedule in schedules] or [{}]
 
-
-@dataclass(frozen=True)
-class _Touch:
-    earliest: int
-    latest: int
-    writes: bool
-
-
-def _touch_spans(passes: RankPasses) -> dict[str, list[_Touch]]:
-    """Phase span of every read or write of each fiber tensor, relayout copies resolved."""
-    spans: dict[str, list[_Touch]] = {}
-    for state in passes.states:
-        if state.relayout:
-            continue
-        earliest, latest = _phase(state.time), _phase(state.latest_time)
-        for tensor in state.fiber_tensors:
-            writes = tensor == state.writes
-            spans.setdefault(tensor, []).append(_Touch(earliest, latest, writes))
-    return spans
-
-
-def _crosses(touches: list[_Touch], boundary: int) -> bool:
-    """Whether one touch must come at or before pass ``boundary`` and another after it."""
-    before = any(touch.latest <= boundary for touch in touches)
-    after = any(touch.earliest > boundary for touch in touches)
-    return before and after
-
-
-def _spill_transfers(cascade: Cascade, tensor: str, touches: list[_Touch]) -> int:
-    """Whole-tensor transfers to and from memory when ``tensor`` spills at every boundary it crosses."""
-    writes = [touch for touch in touches if touch.writes]
-    if writes:
-        written_by = min(touch.latest for touch in writes)
-        later = [touch for touch in touches if not touch.writes and touch.earliest > written_by]
-        reads = _stabbing_number(later)
-        return 1 + reads if reads else 0
-    return max(_stabbing_number(touches) - 1, 0)
-
-
-def _stabbing_number(touches: list[_Touch]) -> int:
-    count = 0
-    last = None
-    for touch in sorted(touches, key=lambda item: item.latest):
-        if last is None or touch.earliest > last:
-            count += 1
-            last = touch.latest
-    return count
+    plans = []
+    for touches in candidates:
+        live_sets = tuple(
+            (boundary, tuple(tensor for tensor, found in touches.items() if crosses(found, boundary)))
+            for boundary in range(1, passes.passes)
+        )
+        transfers = tuple(
+            (tensor, spill_transfers(found)) for tensor, found in touches.items() if spill_transfers(found) > 0
+        )
+        if (live_sets, transfers) not in plans:
+            plans.append((live_sets, transfers))
+    return plans
 
 
 def _row_ranks(cascade: Cascade, passes: RankPasses, live: list[str]) -> tuple[str, ...]:
@@ -219,10 +205,33 @@ def _words(cascade: Cascade, tensor: str, row_ranks: tuple[str, ...] | None) -> 
     return sympy.Mul(*(rank_symbol(rank) for rank in ranks))
 
 
-def _peak(values: list[sympy.Expr]) -> sympy.Expr:
+def _largest(values: list[sympy.Expr]) -> sympy.Expr:
+    """The largest value, or ``sympy.Max`` of those no other value provably exceeds."""
+    return _extreme(values, largest=True)
+
+
+def _smallest(values: list[sympy.Expr]) -> sympy.Expr:
+    """The smallest value, or ``sympy.Min`` of those no other value is provably below."""
+    return _extreme(values, largest=False)
+
+
+def _extreme(values: list[sympy.Expr], largest: bool) -> sympy.Expr:
     if not values:
         return sympy.Integer(0)
-    return sympy.Max(*values)
+    kept: list[sympy.Expr] = []
+    for value in dict.fromkeys(sympy.expand(value) for value in values):
+        if any(_at_least(other, value) if largest else _at_least(value, other) for other in kept):
+            continue
+        kept = [other for other in kept if not (_at_least(value, other) if largest else _at_least(other, value))]
+        kept.append(value)
+    if len(kept) == 1:
+        return kept[0]
+    return sympy.Max(*kept) if largest else sympy.Min(*kept)
+
+
+def _at_least(first: sympy.Expr, second: sympy.Expr) -> bool:
+    """Whether ``first >= second`` for all positive rank sizes, as far as sympy can prove it."""
+    return bool(sympy.expand(first - second).is_nonnegative)
 
 
 def evaluate_words(cascade: Cascade, expr: sympy.Expr, sizes: dict[str, int]) -> int:
@@ -243,12 +252,18 @@ def evaluate_words(cascade: Cascade, expr: sympy.Expr, sizes: dict[str, int]) ->
     >>> evaluate_words(cascade, rank_symbol("M1") * rank_symbol("P"), {"M": 1000, "M0": 256, "P": 3})
     12
     """
-    known = _complete_sizes(cascade, sizes)
-    missing = sorted(symbol.name for symbol in expr.free_symbols if symbol.name not in known)
+    missing = missing_sizes(cascade, expr, sizes)
     if missing:
-        raise CascadeError(f"no size for rank(s) {', '.join(missing)}; give them as RANK=SIZE")
+        raise CascadeError(f"missing size for rank(s) {', '.join(missing)}; give each as RANK=SIZE")
+    known = _complete_sizes(cascade, sizes)
     value = expr.subs({rank_symbol(rank): size for rank, size in known.items()})
     return int(value)
+
+
+def missing_sizes(cascade: Cascade, expr: sympy.Expr, sizes: dict[str, int]) -> list[str]:
+    """Ranks that ``expr`` needs and ``sizes`` does not give (nor derives), sorted."""
+    known = _complete_sizes(cascade, sizes)
+    return sorted(symbol.name for symbol in expr.free_symbols if symbol.name not in known)
 
 
 def _complete_sizes(cascade: Cascade, sizes: dict[str, int]) -> dict[str, int]:

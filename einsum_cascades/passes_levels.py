@@ -27,6 +27,8 @@ class TensorState:
     each element already depends on in full.  ``origin`` names the Einsum
     whose full reduction made a settled state wait; ``cause`` is the
     (tensor, full reduction) pair that pushed a streamed state into its sweep.
+    ``earlier`` marks a value of an earlier step of an iterative rank that is
+    not part of the fiber, whose sweeps may have been of other fibers.
     """
 
     level: int
@@ -34,6 +36,7 @@ class TensorState:
     coverage: frozenset[str] = frozenset()
     origin: str | None = None
     cause: tuple[str, str] | None = None
+    earlier: bool = False
 
     @property
     def ready(self) -> int:
@@ -49,9 +52,13 @@ class EinsumState:
     """One Einsum's place among the sweeps of the target fiber.
 
     ``reads`` and ``writes`` name tensors after resolving relayout copies to
-    the tensor they copy; ``fiber_tensors`` are those of them that have a
+    the tensor they copy, and ``fiber_tensors`` are those of them that have a
     rank of the fiber.  ``forced_by`` is the (tensor, full reduction) pair
-    that puts a sweeping Einsum after the previous pass.
+    that puts a sweeping Einsum after the previous pass.  ``index`` counts
+    initialization Einsums first.  ``needs`` lists (index, strict) of the
+    Einsums this one must not precede, strictly when it reads what their
+    sweep settles.  ``time`` and ``latest_time`` bound its position in every
+    schedule that makes the minimum number of passes.
     """
 
     einsum: Einsum
@@ -65,6 +72,8 @@ class EinsumState:
     reads: tuple[str, ...]
     writes: str | None
     fiber_tensors: tuple[str, ...]
+    index: int = 0
+    needs: tuple[tuple[int, bool], ...] = ()
     latest_time: int = 0
 
     @property
@@ -134,7 +143,9 @@ def analyze_target(cascade: Cascade, classes: dict[str, str], target: Target) ->
                 states[index] = state
                 changed = True
         if not changed:
-            latest = _latest_times(target, states, sources, order)
+            needs = _ordering_needs(target, states, sources)
+            states = {index: replace(state, needs=needs[index]) for index, state in states.items()}
+            latest = _latest_times(states, order)
             return tuple(replace(states[index], latest_time=latest[index]) for index in range(len(einsums)))
     raise CascadeError(f"pass analysis of rank {target.rank} did not settle", einsums[0].position)
 
@@ -142,14 +153,11 @@ def analyze_target(cascade: Cascade, classes: dict[str, str], target: Target) ->
 def _read_state(target: Target, states: dict[int, EinsumState], writer: int | None, read: IterateRead | None) -> TensorState:
     if writer is None:
         return AVAILABLE
-    if read is not None and read.kind == "previous" and read.iterative_class not in target.classes:
-        # An earlier iterate belongs to another fiber of the target (an earlier
-        # tile), so it needs no sweep of this one.
-        # NOTE: this undercounts, still a valid lower bound, if the earlier
-        # iterate depends on a reduction of the whole rank.
-        return AVAILABLE
     if writer not in states:
         return AVAILABLE
+    if read is not None and read.kind == "previous" and read.iterative_class not in target.classes:
+        # Whether its sweeps were of this fiber is decided by the sweeping Einsum that uses it.
+        return replace(states[writer].output, earlier=True)
     state = states[writer].output
     if read is not None and read.kind == "terminal" and read.iterative_class in target.classes and state.streamed:
         coverage = state.coverage | {read.iterative_class}
@@ -157,6 +165,24 @@ def _read_state(target: Target, states: dict[int, EinsumState], writer: int | No
             return TensorState(state.level + 1, False, origin=states[writer].einsum.name)
         return TensorState(state.level, True, coverage, cause=state.cause)
     return state
+
+
+def _sweeps_other_fiber_each_step(cascade: Cascade, classes: dict[str, str], target: Target, einsum: Einsum) -> bool:
+    """Whether every access of the Einsum that walks the fiber also walks the iterative rank.
+
+    ``BQK[m1, m0, p] = Q[e, p] * BK[e, m1, m0]`` sweeps a new M0 fiber at each
+    ``m1``; ``T[i] = A[k] * X[i]`` sweeps the same K fiber of ``A`` at every ``i``.
+    """
+    if cascade.iteration is None:
+        return False
+    iterative = classes[cascade.iteration.variable.upper()]
+    fixed = fixed_variables(einsum)
+    for access in (einsum.output,) + einsum.accesses:
+        if not _walks_fiber(classes, target, access, fixed):
+            continue
+        if not any(classes[v.upper()] == iterative for v in access.variables if v not in fixed):
+            return False
+    return True
 
 
 def _walks_fiber(classes: dict[str, str], target: Target, access: Access, fixed: set[str]) -> bool:
@@ -182,6 +208,12 @@ def _einsum_state(
     relayout = is_relayout(einsum)
     sweeps = not relayout and target.is_full(iteration_classes(einsum, classes))
     reduced = frozenset(classes[v.upper()] for v in einsum.reduced_variables) & target.classes
+    if sweeps and _sweeps_other_fiber_each_step(cascade, classes, target, einsum):
+        # Each step sweeps another fiber (another tile), so what an earlier step
+        # completed needs no sweep of this one.
+        # NOTE: this undercounts, still a valid lower bound, when the earlier
+        # value also depends on a reduction of the whole rank.
+        inputs = [(name, AVAILABLE if state.earlier else state) for name, state in inputs]
     if relayout:
         output = inputs[0][1]
         level, after = (output.level + 1, False) if output.streamed else (output.level, True)
@@ -215,6 +247,7 @@ def _einsum_state(
         reads=read_names,
         writes=writes,
         fiber_tensors=unique,
+        index=index,
     )
 
 
@@ -258,53 +291,73 @@ def _summary_output(
 
     if streamed_ready is None or streamed_ready <= settled_ready:
         # Everything it reads exists once pass settled_ready is complete.
+        deciding = [state for _, state in inputs if not state.streamed and state.level == settled_ready]
+        earlier = bool(deciding) and all(state.earlier for state in deciding)
         for name, state in inputs:
             if not state.streamed and state.level == settled_ready and settled_ready > 0:
-                return settled_ready, True, TensorState(settled_ready, False, origin=state.origin), name
-        return settled_ready, True, TensorState(settled_ready, False), None
+                return settled_ready, True, TensorState(settled_ready, False, origin=state.origin, earlier=earlier), name
+        return settled_ready, True, TensorState(settled_ready, False, earlier=earlier), None
 
     coverage = set(reduced)
     cause: str | None = None
     forced_by: tuple[str, str] | None = None
+    deciding = []
     for name, state in inputs:
         if state.streamed and state.ready == streamed_ready:
             coverage |= state.coverage
+            deciding.append(state)
             if cause is None:
                 cause, forced_by = name, state.cause
+    earlier = all(state.earlier for state in deciding)
     if target.is_full(frozenset(coverage)):
         # Its reduction over summaries finishes what the sweep started.
-        return streamed_ready, True, TensorState(streamed_ready, False, origin=einsum.name), cause
-    return streamed_ready, False, TensorState(streamed_ready - 1, True, frozenset(coverage), cause=forced_by), cause
+        return streamed_ready, True, TensorState(streamed_ready, False, origin=einsum.name, earlier=earlier), cause
+    output = TensorState(streamed_ready - 1, True, frozenset(coverage), cause=forced_by, earlier=earlier)
+    return streamed_ready, False, output, cause
 
 
-def _latest_times(
-    target: Target, states: dict[int, EinsumState], sources: list[list[Read]], order: list[int]
-) -> dict[int, int]:
-    """Latest timeline position of every Einsum that keeps the pass count at its minimum.
+def _ordering_needs(
+    target: Target, states: dict[int, EinsumState], sources: list[list[Read]]
+) -> dict[int, tuple[tuple[int, bool], ...]]:
+    """For each Einsum, the Einsums it must not come before, and whether it must come strictly after.
 
-    A consumer that needs a settled value must come after the sweep that
-    settles it; one that reads a streamed value may share its sweep.
+    A reader of a value a sweep settles, of the last iterate of a recurrence,
+    or one that reduces the rest of a streamed value comes after the writer.
+    Any other reader may share the writer's position.  Reads of an earlier
+    step outside the fiber impose nothing within a step.
     """
-    passes = max((state.level for state in states.values() if state.sweeps), default=0)
-    consumers: dict[int, list[tuple[int, bool]]] = {index: [] for index in states}
+    needs: dict[int, list[tuple[int, bool]]] = {index: [] for index in states}
     for consumer, reads in enumerate(sources):
         for _, writer, read in reads:
-            if writer is None:
+            if writer is None or writer == consumer:
                 continue
             if read is not None and read.kind == "previous" and read.iterative_class not in target.classes:
                 continue
             seen = _read_state(target, states, writer, read)
             prefix = read is not None and read.kind == "previous"
-            consumers[writer].append((consumer, seen.streamed or prefix))
+            reader = states[consumer]
+            # Strict: the value is complete only when the writer's sweep (or the
+            # recurrence) ends, or the reader reduces all of what the sweep streams.
+            settled_by_sweep = states[writer].sweeps and not seen.streamed and not prefix
+            last_iterate = not seen.streamed and states[writer].output.streamed
+            completes = seen.streamed and not reader.sweeps and reader.output.origin == reader.einsum.name
+            needs[consumer].append((writer, settled_by_sweep or last_iterate or completes))
+    return {index: tuple(dict.fromkeys(found)) for index, found in needs.items()}
 
+
+def _latest_times(states: dict[int, EinsumState], order: list[int]) -> dict[int, int]:
+    """Latest timeline position of every Einsum that keeps the pass count at its minimum."""
+    passes = max((state.level for state in states.values() if state.sweeps), default=0)
     latest = {index: max(2 * passes + 1, states[index].time) for index in states}
     changed = True
     while changed:
         changed = False
         for index in reversed(order):
             bound = 2 * passes + 1
-            for consumer, shared in consumers[index]:
-                bound = min(bound, latest[consumer] if shared else latest[consumer] - 1)
+            for consumer in order:
+                for writer, strict in states[consumer].needs:
+                    if writer == index:
+                        bound = min(bound, latest[consumer] - 1 if strict else latest[consumer])
             if states[index].sweeps:
                 bound -= bound % 2
             bound = max(bound, states[index].time)
@@ -312,4 +365,3 @@ def _latest_times(
                 latest[index] = bound
                 changed = True
     return latest
-

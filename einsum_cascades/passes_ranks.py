@@ -109,7 +109,9 @@ class Target:
 def pass_targets(cascade: Cascade, classes: dict[str, str]) -> list[Target]:
     """The ranks to report, partitioned ranks first, each followed by its sub-ranks.
 
-    Batch ranks are left out: every tensor carries them and nothing reduces them.
+    Batch ranks are left out: every tensor carries them and nothing reduces
+    them.  So is a rank no tensor carries, such as a window size used only in
+    filters.
     """
     ordered: list[str] = []
     for partition in cascade.partitions:
@@ -120,9 +122,10 @@ def pass_targets(cascade: Cascade, classes: dict[str, str]) -> list[Target]:
         if rank not in ordered:
             ordered.append(rank)
 
+    carried = {classes[rank] for ranks in cascade.tensors.values() for rank in ranks}
     targets = []
     for rank in ordered:
-        if rank in cascade.batch_ranks:
+        if rank in cascade.batch_ranks or classes[rank] not in carried:
             continue
         targets.append(Target(rank, _full_sets(cascade, classes, rank)))
     return targets
