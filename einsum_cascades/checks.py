@@ -141,6 +141,16 @@ def make_einsum(
                     f"{output.tensor}'s indices or to the reduction, as in :: {operator}({', '.join(named + [variable])})",
                     first_access[variable].position,
                 )
+    merges: dict[str, str | None] = {}
+    calls: list[Call] = []
+    collect_calls(expr, calls)
+    for call in calls:
+        if merges.setdefault(call.operator, call.merge) != call.merge:
+            raise CascadeError(
+                f"the applications of {call.operator} in one Einsum share one merge (a map action sets them all); "
+                f"split the Einsum to merge them differently",
+                position,
+            )
     if populate is not None and populate not in POPULATE_OPERATORS:
         raise CascadeError(f"unknown populate operator {populate!r}; valid: =, +=, max=, min=", position)
     return Einsum(

@@ -15,6 +15,7 @@ from math import prod
 
 from einsum_cascades.errors import CascadeError
 from einsum_cascades.ir import Access, Call, Cascade, Einsum, Expr
+from einsum_cascades.points import count_points
 
 
 def operator_counts(einsum: Einsum) -> dict[str, int]:
@@ -152,7 +153,13 @@ def extent(cascade: Cascade, ranks: tuple[str, ...], sizes: dict[str, int]) -> i
 
 
 def iteration_points(cascade: Cascade, einsum: Einsum, sizes: dict[str, int]) -> int:
-    """Exact number of iteration-space points of ``einsum`` at the given rank sizes."""
+    """Exact number of iteration-space points of ``einsum`` at the given rank sizes.
+
+    Filters (``m <= p``, windows) remove the points they fail; see
+    :func:`einsum_cascades.points.count_points`.
+    """
+    if einsum.filters:
+        return count_points(cascade, einsum, sizes)
     return extent(cascade, einsum_ranks(cascade, einsum), sizes)
 
 

@@ -302,6 +302,13 @@ def check_dependencies(cascade: Cascade, start: SourcePosition | None = None,
     if cycle is not None:
         nodes = [edge[0] for edge in cycle]
         first = min(nodes, key=list(einsum_of).index)
+        for source, target, key in cycle:
+            if within.edges[source, target, key]["terminal"]:
+                raise CascadeError(
+                    f"Einsum {target} reads the last iterate of a recurrence over {iterative} but feeds that "
+                    f"recurrence; a recurrence cannot depend on its own final value",
+                    einsum_of[target].position,
+                )
         carried = sorted({v for s, t, k in cycle for v in within.edges[s, t, k]["carried"] if v != iterative})
         path = " -> ".join(nodes[nodes.index(first):] + nodes[: nodes.index(first)] + [first])
         if carried:

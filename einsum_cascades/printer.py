@@ -63,15 +63,15 @@ def format_cascade(cascade: Cascade, unicode: bool = False) -> str:
     times = " × " if unicode else " x "
     for partition in cascade.partitions:
         lines.append(f"partition {partition.rank} = {times.join(partition.parts)}")
+    if cascade.iteration is not None:
+        stop = format_condition(cascade.iteration.stop, unicode)
+        lines.append(f"⋄ : {stop}" if unicode else f"iterate {cascade.iteration.variable} until {stop}")
     for definition in cascade.operators:
         lines.append(format_operator(definition))
     if cascade.inputs:
         lines.append("input " + ", ".join(_declaration(cascade, name) for name in cascade.inputs))
     if cascade.outputs:
         lines.append("output " + ", ".join(_declaration(cascade, name) for name in cascade.outputs))
-    if cascade.iteration is not None:
-        stop = format_condition(cascade.iteration.stop, unicode)
-        lines.append(f"⋄ : {stop}" if unicode else f"iterate {cascade.iteration.variable} until {stop}")
     if cascade.reference is not None:
         lines.append(format_reference(cascade.reference))
     if cascade.initialization:

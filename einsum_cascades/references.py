@@ -250,6 +250,31 @@ def _check_option(cascade: Cascade, key: str, value: str, kind: str, position) -
         raise CascadeError(f"option {key}={value}: valid values are {', '.join(kind.split('|'))}", position)
 
 
+def attention_logits(cascade: Cascade, tensors: dict[str, np.ndarray], sizes: dict[str, int]) -> np.ndarray:
+    """Return the unmasked logits ``S = Q·K`` of an attention reference, from its first two tensors.
+
+    Useful to scale test inputs to a given logit magnitude.
+
+    Raises
+    ------
+    CascadeError
+        If the cascade declares no attention reference.
+    """
+    reference = cascade.reference
+    if reference is None or reference.function not in ("softmax_attention", "sigmoid_attention", "linear_attention"):
+        raise CascadeError(f"cascade {cascade.name!r} declares no attention reference")
+    context = ReferenceContext(
+        cascade=cascade,
+        ranks=[cascade.tensor_ranks(name) for name in reference.tensors],
+        output_ranks=cascade.tensor_ranks(reference.output),
+        sizes=sizes,
+        options=dict(reference.options),
+        operators={},
+    )
+    first, second = (np.asarray(tensors[name], dtype=np.float64) for name in reference.tensors[:2])
+    return _scores(context, first, second)[0]
+
+
 def evaluate_reference(
     cascade: Cascade,
     tensors: dict[str, np.ndarray],

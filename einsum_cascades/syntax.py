@@ -280,7 +280,7 @@ class _StatementParser:
         if rank not in self.draft.ranks:
             self.draft.ranks.append(rank)
         self.draft.iteration = Iteration(name, condition)
-        self.draft.iteration_position = line.position(variable or tested)
+        self.draft.iteration_position = line.position(variable if variable is not None else head)
 
     def _statement_operator(self, line: Line, head) -> None:
         name = line.expect_name("an operator name")
