@@ -111,11 +111,31 @@ ranks F M P
 input X[m,p], V[f,m,p]
 output Y[f,p]
 einsums:
+  XF[f,m,p] = V[f,m,p] * X[m,p]
+  S[p] = XF[f,m,p]
+  Y[f,p] = XF[f,m,p] * X[m,p] * S[p]
+"""
+    )
+    footprint = live_footprint(cascade, analyze_passes(cascade, "M").ranks["M"])
+    assert footprint.row_ranks == ("P",)
+    assert set(footprint.live[0].tensors) == {"X", "XF"}
+    assert footprint.per_row_words == M + F * M
+
+
+def test_row_ranks_of_single_live_tensor():
+    cascade = parse_cascade(
+        """
+cascade one-live
+ranks F M P
+input X[m,p], V[f,m,p]
+output Y[f,p]
+einsums:
   S[p] = X[m,p]
   XF[f,m,p] = V[f,m,p] * S[p]
   Y[f,p] = XF[f,m,p] * X[m,p]
 """
     )
     footprint = live_footprint(cascade, analyze_passes(cascade, "M").ranks["M"])
-    assert footprint.row_ranks == ("P",)
+    # XF is made in pass 2, so only X waits between the passes.
     assert footprint.live[0].tensors == ("X",)
+    assert footprint.row_ranks == ("P",)
