@@ -18,6 +18,7 @@ from einsum_cascades.ir import (
     Index,
     Iteration,
     Partition,
+    RankSize,
     Term,
 )
 from einsum_cascades.library import library_names, load_library_cascade
@@ -819,3 +820,84 @@ def test_load_cascade_error_names_file(tmp_path):
     with pytest.raises(CascadeError) as info:
         load_cascade(path)
     assert str(info.value).startswith(f"{path}:6:20: unknown reduction operator 'prod'")
+
+
+# -- more spellings: the paper's Unicode symbols and their ASCII forms ---------------
+
+FILTER_HEADER = "cascade spelling\nranks K M\ninput A[k], B[k,m]\noutput Y[m]\neinsums:\n"
+
+
+@pytest.mark.parametrize(
+    "unicode, ascii",
+    [
+        pytest.param("Y[m] = A[k] · B[k,m] :: ∧_k ×(∩)", "Y[m] = A[k] . B[k,m] :: ^_k *(&)", id="generic-map"),
+        pytest.param("Y[m] = A[k] · B[k,m] :: ∧_k ×(∩)", "Y[m] = A[k] * B[k,m]", id="generic-map-is-multiply"),
+        pytest.param("Y[m] = A[k] · B[k,m] :: ∧_k max(∪)", "Y[m] = max(A[k], B[k,m])", id="generic-map-max"),
+        pytest.param("Y[m] = B[k,m] · A[k] :: ∧_k ÷(←)", "Y[m] = B[k,m] / A[k]", id="generic-map-divide"),
+        pytest.param("Y[m] = A[k] + B[k,m] :: ∧_k +(∩)", "Y[m] = A[k] + B[k,m] :: ^_k +(&)", id="map-intersection"),
+        pytest.param("Y[m] = A[k] × B[k,m] :: ∧_k ×(∪)", "Y[m] = A[k] * B[k,m] :: ^_k *(U)", id="map-union"),
+        pytest.param("Y[m] = A[k] + B[k,m] :: ∧_k +(←)", "Y[m] = A[k] + B[k,m] :: ^_k +(<-)", id="map-one-sided"),
+        pytest.param("Y[m] = e^{B[k,m]} :: ∧_k exp(1)", "Y[m] = exp(B[k,m]) :: ^ exp(1)", id="map-pass-through"),
+        pytest.param("Y[m] = A[k : k ≤ m] − B[k,m]", "Y[m] = A[k : k <= m] - B[k,m]", id="less-equal-minus"),
+        pytest.param("Y[m] = A[k : k ≥ m and k ≠ 2]", "Y[m] = A[k : k >= m and k != 2]", id="greater-not-equal"),
+        pytest.param("Y[m] = A[k : m − 2 < k ≤ m]", "Y[m] = A[k : m - 2 < k and k <= m]", id="window-chained"),
+        pytest.param("Y[m] = A[k : k == m]", "Y[m] = A[k : k = m]", id="double-equals"),
+        pytest.param("Y[m] = σ(B[k,m])", "Y[m] = sigmoid(B[k,m])", id="sigmoid"),
+        pytest.param("Y[m] = max(B[k,m], −∞)", "Y[m] = max(B[k,m], -inf)", id="infinity"),
+        pytest.param("Y[m] = B[k,m] :: ∨_{k} max(∪)", "Y[m] = B[k,m] :: v_{k} max(U)", id="braced-subscript"),
+        pytest.param("Y[m] = B[k,m] :: ∨_k ×(∪)", "Y[m] = B[k,m] :: mul(k)", id="product-reduce"),
+        pytest.param("Y[m] = B[k,m] /* a comment */ × A[k]", "Y[m] = B[k,m] * A[k]", id="block-comment"),
+        pytest.param("Y[m] = A[k] × B[k,m] # comment", "Y[m] = mul(A[k], B[k,m])", id="function-form"),
+        pytest.param("Y[m] = e^{A[k] − B[k,m]}", "Y[m] = sub_exp(A[k], B[k,m])", id="sub-exp-function"),
+    ],
+)
+def test_more_spellings_parse_equal(unicode, ascii):
+    def einsum(line):
+        return parse_cascade(FILTER_HEADER + "  " + line + "\n").einsum("Y")
+
+    assert einsum(unicode) == einsum(ascii)
+
+
+def test_paper_sections_and_diamond():
+    paper = (
+        "cascade s\nranks K\ninput A[k]\noutput Z\nInitialization:\n  S[i : i = 0] = 0\n"
+        "Extended Einsums:\n  S[i+1] = S[i] + A[i]\n  Z = S[K]\n  ⋄ : i ≥ K\n"
+    )
+    ascii = (
+        "cascade s\nranks K\ninput A[k]\noutput Z\niterate i until i >= K\ninit:\n  S[i : i = 0] = 0\n"
+        "einsums:\n  S[i+1] = S[i] + A[i]\n  Z = S[K]\n"
+    )
+    assert parse_cascade(paper) == parse_cascade(ascii)
+    assert parse_cascade(paper).ranks == ("K", "I")
+
+
+def test_multiline_block_comment_keeps_positions():
+    text = "cascade t\n/* one\n   two */ ranks K\ninput A[k]\neinsums:\n  Y = A[k] + Q\n"
+    with pytest.raises(CascadeError) as info:
+        parse_cascade(text, "c.cascade")
+    assert (info.value.position.line, info.value.position.column) == (6, 14)
+
+
+def test_populate_spellings():
+    cascade = parse_cascade(FILTER_HEADER + "  Y[m] += B[k,m]\n  Z[m] min= B[k,m]\n")
+    assert cascade.einsum("Y").populate == "add"
+    assert cascade.einsum("Z").populate == "min"
+
+
+def test_rank_size_as_value():
+    cascade = parse_cascade(FILTER_HEADER + "  Y[m] = B[k,m] / K\n")
+    assert cascade.einsum("Y").expr.args[1] == RankSize("K")
+
+
+def test_einsum_cascades_imports_nothing_from_fusemax():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pkgutil, importlib, einsum_cascades\n"
+        "for info in pkgutil.walk_packages(einsum_cascades.__path__, 'einsum_cascades.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "print(sorted(m for m in sys.modules if m == 'fusemax' or m.startswith('fusemax.')))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
