@@ -72,12 +72,18 @@ class Stage(StrictModel):
 
 
 class EinsumMapping(StrictModel):
-    """Binding of one Einsum to an array, with optional overrides of the mapping-wide choices."""
+    """Binding of one Einsum to an array, with optional overrides of the mapping-wide choices.
+
+    ``accumulate_across`` lists ranks of the output that share one tile in
+    storage: each step adds into the same words instead of writing new ones,
+    so every step after the first reads the partial result back.
+    """
 
     array: ArrayName
     loops: dict[Literal["dram", "global_buffer"], list[str]] | None = None
     spatial: dict[str, str] | None = None
     keep: dict[str, list[Level]] = Field(default_factory=dict)
+    accumulate_across: list[str] = Field(default_factory=list)
 
 
 class ConfigurationTable(StrictModel):

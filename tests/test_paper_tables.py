@@ -108,10 +108,10 @@ def test_summary_headline_ratios():
 
 
 def test_fusemax_energy_close_to_artifact_fit():
-    # Below 256K the artifact's FuseMax energies are free of long-sequence terms;
-    # the remaining gap is the 1D buffer's accumulation reads of SLNV.
+    # Below 256K the artifact's FuseMax energies are free of long-sequence terms, so the
+    # fitted per-access energies reproduce them closely.
     expected = reference_rows("attn-binding")
     for row in computed_tables()["attn-binding"]:
         if row["seq_len"] in ("1K", "4K", "16K", "64K"):
             reference = float(expected[(row["model"], row["seq_len"])]["energy"])
-            assert abs(row["energy"] / reference - 1) < 3e-4
+            assert abs(row["energy"] / reference - 1) < 1e-5

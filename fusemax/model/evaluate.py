@@ -362,8 +362,11 @@ def _evaluate_einsum(
         levels = [level for level in LEVELS if level in keep]
         if not levels:
             continue
-        relevant = set(access_ranks(cascade, access))
-        elements = extent(cascade, tuple(dict.fromkeys(access_ranks(cascade, access))), factors.rank_size)
+        ranks = tuple(dict.fromkeys(access_ranks(cascade, access)))
+        if is_output and binding.accumulate_across:
+            ranks = tuple(rank for rank in ranks if rank not in binding.accumulate_across)
+        relevant = set(ranks)
+        elements = extent(cascade, ranks, factors.rank_size)
         count_accesses(result, access.tensor, levels, relevant, elements, nest, is_output, spill.get(access.tensor, 0.0))
     return result
 
