@@ -2,15 +2,16 @@
 
 A pass over rank R is one sweep that touches every element of an R fiber.  An
 extra pass is forced when an Einsum sweeps a fiber and needs a value that is
-complete only after the whole fiber was swept (a full reduction such as the
-row max ``GM = max over m of QK``, or the last iterate of a recurrence over R).
+complete only after the whole fiber was swept.  Such a value is a full
+reduction (the row max ``GM = max over m of QK``) or the last iterate of a
+recurrence over R.
 Only the cascade is inspected, never a mapping, so the counts hold for every
 mapping, fused or not, and no count depends on rank sizes or names.
 
 The analysis gives every tensor a *state* relative to the fiber of one target
 rank: ``settled at L`` (every element exists once L complete sweeps are done)
 or ``streamed at L`` (elements appear one by one during sweep L + 1).  An
-Einsum that sweeps the fiber runs in sweep ``max L of its inputs + 1``; its
+Einsum that sweeps the fiber runs in sweep ``max L of its inputs + 1``.  Its
 output is settled at that sweep when the output needs every coordinate of the
 fiber, and streamed otherwise.  An Einsum that does not sweep the fiber (it
 works on M1-length summaries, or has no R at all) runs between or alongside
@@ -34,7 +35,7 @@ from einsum_cascades.passes_ranks import find_target, pass_targets, rank_classes
 
 @dataclass(frozen=True)
 class EinsumLevel:
-    """Where one Einsum falls among the passes over a rank.
+    """Position of one Einsum among the passes over a rank.
 
     ``level`` is the pass the Einsum sweeps in when ``sweeps`` is true.  An
     Einsum that does not sweep the fiber runs during pass ``level`` (on
@@ -92,9 +93,8 @@ class RankPasses:
     """Pass lower bound over one rank, with the level of every Einsum and the reasons.
 
     ``tensor_passes`` gives, for every tensor with a rank of this fiber, the
-    number of distinct passes that read or write its fiber; a tensor with
-    more than one must stay on chip between passes, be re-read or be
-    recomputed.
+    number of distinct passes that must read or write its fiber.  A tensor
+    with more than one stays on chip between passes or is read again.
     """
 
     rank: str
@@ -220,7 +220,7 @@ def _rank_passes(rank: str, states: tuple[EinsumState, ...]) -> RankPasses:
 
 
 def _stabbing_number(spans: list[tuple[int, int]]) -> int:
-    """Fewest passes that meet every (earliest, latest) span: the passes a tensor's fiber must see."""
+    """Return the minimum number of passes that meet every (earliest, latest) span of a tensor's touches."""
     count = 0
     last = None
     for earliest, latest in sorted(spans, key=lambda span: span[1]):

@@ -21,8 +21,8 @@ def passes_dot(cascade: Cascade, passes: RankPasses) -> str:
     """Return the DOT text of the cascade's dependency graph, with Einsums colored by pass.
 
     Input tensors are gray boxes.  An Einsum that sweeps the fiber is filled
-    with the color of its pass; one that does not is white with a dashed
-    outline and says when it runs.  Dashed edges read an earlier iterate of
+    with the color of its pass.  One that does not is white with a dashed
+    outline, labeled with the pass it runs during or after.  Dashed edges read an earlier iterate of
     the iterative rank, dotted edges the first iterate (from the
     initialization) and bold edges the last iterate.
 

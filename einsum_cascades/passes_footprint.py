@@ -1,9 +1,10 @@
 """What extra passes cost: the live footprint between passes and the traffic of spilling it.
 
-Between pass b and pass b + 1 a tensor is *live* when some Einsum must touch
-it at or before pass b and another must touch it after pass b, in every
-schedule that makes the minimum number of passes.  Keeping every live tensor
-on chip avoids re-reading; the alternative is to spill it to memory after its
+Between pass b and pass b + 1 a tensor is *live* when one Einsum touches it at
+or before pass b and another touches it after pass b.  The bounds take the
+schedule, among those that make the minimum number of passes, that keeps the
+least live.  Keeping every live tensor
+on chip avoids re-reading.  The alternative is to spill it to memory after its
 last touch before the boundary and read it back in each later pass that
 needs it.  All sizes are sympy expressions in the rank sizes, in words
 (elements), with every rank's name as its symbol.
@@ -38,7 +39,7 @@ from einsum_cascades.passes_schedules import (
 
 
 def rank_symbol(rank: str) -> sympy.Symbol:
-    """The sympy symbol of a rank's size: a positive integer named like the rank."""
+    """Return the sympy symbol of a rank's size, a positive integer named like the rank."""
     return sympy.Symbol(rank, positive=True, integer=True)
 
 
@@ -57,7 +58,7 @@ class Footprint:
     """Live footprint of the passes over one rank and the traffic of spilling it instead.
 
     ``row_ranks`` are the ranks every live tensor has besides the fiber's
-    (the query rank P in attention); a *row* is one coordinate of them and of
+    (the query rank P in attention).  A *row* is one coordinate of them and of
     the batch ranks.  ``per_row_words`` and ``total_words`` are the largest
     live set over the pass boundaries (``sympy.Max`` when the sets' sizes do
     not compare symbolically).  ``spill_words`` is the extra memory traffic,
@@ -134,7 +135,7 @@ def live_footprint(cascade: Cascade, passes: RankPasses) -> Footprint:
     total = _smallest([_largest([live.total_words for live in results]) for results, _, _ in evaluated])
     spill_total = _smallest([sympy.expand(sum(spill.values(), sympy.Integer(0))) for _, spill, _ in evaluated])
     spill_per_row = _smallest([row for _, _, row in evaluated])
-    shown = next(
+    least_live = next(
         (item for item in evaluated if _largest([live.per_row_words for live in item[0]]) == per_row), evaluated[0]
     )
     cheapest = next(
@@ -150,7 +151,7 @@ def live_footprint(cascade: Cascade, passes: RankPasses) -> Footprint:
         rank=passes.rank,
         passes=passes.passes,
         row_ranks=row_ranks,
-        live=shown[0],
+        live=least_live[0],
         per_row_words=per_row,
         total_words=total,
         spill_words=spill_total,
@@ -206,31 +207,31 @@ def _words(cascade: Cascade, tensor: str, row_ranks: tuple[str, ...] | None) -> 
 
 
 def _largest(values: list[sympy.Expr]) -> sympy.Expr:
-    """The largest value, or ``sympy.Max`` of those no other value provably exceeds."""
+    """Return the largest value, or ``sympy.Max`` of those no other value provably exceeds."""
     return _extreme(values, largest=True)
 
 
 def _smallest(values: list[sympy.Expr]) -> sympy.Expr:
-    """The smallest value, or ``sympy.Min`` of those no other value is provably below."""
+    """Return the smallest value, or ``sympy.Min`` of those no other value is provably below."""
     return _extreme(values, largest=False)
 
 
 def _extreme(values: list[sympy.Expr], largest: bool) -> sympy.Expr:
     if not values:
         return sympy.Integer(0)
-    kept: list[sympy.Expr] = []
+    candidates: list[sympy.Expr] = []
     for value in dict.fromkeys(sympy.expand(value) for value in values):
-        if any(_at_least(other, value) if largest else _at_least(value, other) for other in kept):
+        if any(_at_least(other, value) if largest else _at_least(value, other) for other in candidates):
             continue
-        kept = [other for other in kept if not (_at_least(value, other) if largest else _at_least(other, value))]
-        kept.append(value)
-    if len(kept) == 1:
-        return kept[0]
-    return sympy.Max(*kept) if largest else sympy.Min(*kept)
+        candidates = [other for other in candidates if not (_at_least(value, other) if largest else _at_least(other, value))]
+        candidates.append(value)
+    if len(candidates) == 1:
+        return candidates[0]
+    return sympy.Max(*candidates) if largest else sympy.Min(*candidates)
 
 
 def _at_least(first: sympy.Expr, second: sympy.Expr) -> bool:
-    """Whether ``first >= second`` for all positive rank sizes, as far as sympy can prove it."""
+    """Return whether ``first >= second`` for all positive rank sizes, as far as sympy can prove it."""
     return bool(sympy.expand(first - second).is_nonnegative)
 
 

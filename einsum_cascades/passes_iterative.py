@@ -16,7 +16,7 @@ of FuseMax's Cascade 5::
     O[f,p]        = RNV[f,M1,p] / RD[M1,p]
 
 Einsums that produce the scores along ``m`` are re-indexed over
-``(m1, m0)``; inputs with rank ``M`` are first copied into tiled layouts
+``(m1, m0)``.  Inputs with rank ``M`` are first copied into tiled layouts
 (``BK[e,m1,m0] = K[e, m1*M0+m0]``), and filters on ``m`` (a causal mask)
 are rewritten over ``m1*M0 + m0``.
 """
@@ -71,9 +71,9 @@ def iterative_construction(cascade: Cascade, found: SoftmaxAttention) -> Cascade
     if cascade.partition_of(rank) is not None:
         raise CascadeError(f"rank {rank} of cascade {cascade.name} is already partitioned")
 
-    taken = set(cascade.tensors) | set(cascade.ranks)
-    outer, inner = fresh_name(f"{rank}1", taken), fresh_name(f"{rank}0", taken)
-    builder = _Tiler(cascade, found.variable, outer, inner, taken)
+    used_names = set(cascade.tensors) | set(cascade.ranks)
+    outer, inner = fresh_name(f"{rank}1", used_names), fresh_name(f"{rank}0", used_names)
+    builder = _Tiler(cascade, found.variable, outer, inner, used_names)
     softmax = {found.maximum, found.numerator, found.denominator, found.weighted, found.output}
 
     einsums: list[Einsum] = []
@@ -111,13 +111,13 @@ def iterative_construction(cascade: Cascade, found: SoftmaxAttention) -> Cascade
 class _Tiler:
     """Re-indexes accesses from ``m`` to ``(m1, m0)`` and collects the relayout copies of inputs."""
 
-    def __init__(self, cascade: Cascade, walked: str, outer: str, inner: str, taken: set[str]):
+    def __init__(self, cascade: Cascade, walked: str, outer: str, inner: str, used_names: set[str]):
         self.cascade = cascade
         self.walked = walked
         self.outer = outer.lower()
         self.inner = inner.lower()
         self.combined = AffineExpr((Term(1, (self.outer, inner)), Term(1, (self.inner,))))
-        self.taken = taken
+        self.used_names = used_names
         self.relayouts: list[Einsum] = []
         self.relayout_names: dict[str, str] = {}
         self.tiled_names: dict[str, str] = {}
@@ -167,7 +167,7 @@ class _Tiler:
 
     def _tiled_name(self, tensor: str) -> str:
         if tensor not in self.tiled_names:
-            self.tiled_names[tensor] = fresh_name("B" + tensor, self.taken)
+            self.tiled_names[tensor] = fresh_name("B" + tensor, self.used_names)
         return self.tiled_names[tensor]
 
     def _filtered(self, original: Access) -> bool:
@@ -178,7 +178,7 @@ class _Tiler:
         tensor = original.tensor
         if tensor in self.relayout_names:
             return self.relayout_names[tensor]
-        name = fresh_name("B" + tensor, self.taken)
+        name = fresh_name("B" + tensor, self.used_names)
         self.relayout_names[tensor] = name
 
         declared = self.cascade.tensors[tensor]
@@ -199,9 +199,9 @@ class _Tiler:
 
 
 def _recurrence(tiler: _Tiler, found: SoftmaxAttention) -> tuple[list[Einsum], list[Einsum]]:
-    """The Einsums of the running max, denominator and weighted sum, and their initialization."""
-    taken = tiler.taken
-    names = {base: fresh_name(base, taken) for base in ("LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV")}
+    """Build the Einsums of the running max, denominator and weighted sum, and their initialization."""
+    used_names = tiler.used_names
+    names = {base: fresh_name(base, used_names) for base in ("LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV")}
     outer, inner = tiler.outer, tiler.inner
 
     rows = plain_indices(found.maximum.output, "the max")
@@ -272,7 +272,7 @@ def _recurrence(tiler: _Tiler, found: SoftmaxAttention) -> tuple[list[Einsum], l
 
 
 def _insert_tile(read: Access, tensor: str, tile: AffineExpr, value_indices: tuple[str, ...], rows: tuple[str, ...]) -> Access:
-    """The read of the weighted sum in the output Einsum, moved to the last iterate of the running sum."""
+    """Move the output Einsum's read of the weighted sum to the last iterate of the running sum."""
     at = next((i for i, name in enumerate(value_indices) if name in rows), len(value_indices))
     indices = list(read.indices)
     indices.insert(at, Index(tile))

@@ -2,7 +2,7 @@
 
 Every tensor gets a :class:`TensorState` relative to the target's fiber, and
 every Einsum an :class:`EinsumState`.  The Einsums are visited in dependency
-order within one step of the iterative rank; reads of an earlier iterate
+order within one step of the iterative rank.  Reads of an earlier iterate
 (loop-carried dependencies) feed back into the next round until nothing
 changes.  The rules are stated in ``einsum_cascades.passes``.
 """
@@ -25,7 +25,7 @@ class TensorState:
     are done.  ``streamed`` true: elements appear during sweep ``level + 1``
     as it proceeds, and ``coverage`` lists the rank classes of the fiber that
     each element already depends on in full.  ``origin`` names the Einsum
-    whose full reduction made a settled state wait; ``cause`` is the
+    whose full reduction made a settled state wait.  ``cause`` is the
     (tensor, full reduction) pair that pushed a streamed state into its sweep.
     ``earlier`` marks a value of an earlier step of an iterative rank that is
     not part of the fiber, whose sweeps may have been of other fibers.
@@ -89,7 +89,7 @@ class EinsumState:
         return self.latest_time // 2
 
     def reason(self, rank: str) -> str:
-        """One sentence on why the Einsum sits where it does."""
+        """Explain in one sentence why the Einsum is at its position."""
         if self.relayout:
             return f"copies {self.reads[0]} into another layout, which is not a sweep"
         if self.sweeps:
@@ -168,7 +168,7 @@ def _read_state(target: Target, states: dict[int, EinsumState], writer: int | No
 
 
 def _sweeps_other_fiber_each_step(cascade: Cascade, classes: dict[str, str], target: Target, einsum: Einsum) -> bool:
-    """Whether every access of the Einsum that walks the fiber also walks the iterative rank.
+    """Return whether every access of the Einsum that walks the fiber also walks the iterative rank.
 
     ``BQK[m1, m0, p] = Q[e, p] * BK[e, m1, m0]`` sweeps a new M0 fiber at each
     ``m1``; ``T[i] = A[k] * X[i]`` sweeps the same K fiber of ``A`` at every ``i``.
@@ -186,7 +186,7 @@ def _sweeps_other_fiber_each_step(cascade: Cascade, classes: dict[str, str], tar
 
 
 def _walks_fiber(classes: dict[str, str], target: Target, access: Access, fixed: set[str]) -> bool:
-    """Whether an access walks part of the target's fiber (``RM[M1, p]`` reads one iterate and does not)."""
+    """Return whether an access walks part of the target's fiber (``RM[M1, p]`` reads one iterate and does not)."""
     return any(classes[v.upper()] in target.classes for v in access.variables if v not in fixed)
 
 

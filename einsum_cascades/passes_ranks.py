@@ -1,7 +1,7 @@
-"""Ranks as the pass analysis sees them: rank classes, pass targets and iterate reads.
+"""Ranks for the pass analysis: rank classes, pass targets and iterate reads.
 
-A rank variable walks the rank its upper-case name gives (``m1`` walks ``M1``),
-but a tensor access may walk a declared rank with a variable of another name:
+A rank variable walks the rank its upper-case name gives (``m1`` walks ``M1``).
+But a tensor access may walk a declared rank with a variable of another name:
 ``A[i]`` with ``A`` declared ``A[k]`` walks the K fiber of A with ``i``.  Such
 ranks form one *class*, so passes over K count the Einsums that iterate ``i``.
 
@@ -102,12 +102,12 @@ class Target:
         return frozenset(found)
 
     def is_full(self, classes: frozenset[str] | set[str]) -> bool:
-        """Whether ``classes`` spans the whole fiber of the target."""
+        """Return whether ``classes`` spans the whole fiber of the target."""
         return any(full <= classes for full in self.full_sets)
 
 
 def pass_targets(cascade: Cascade, classes: dict[str, str]) -> list[Target]:
-    """The ranks to report, partitioned ranks first, each followed by its sub-ranks.
+    """List the ranks to report, partitioned ranks first, each followed by its sub-ranks.
 
     Batch ranks are left out: every tensor carries them and nothing reduces
     them.  So is a rank no tensor carries, such as a window size used only in
@@ -167,7 +167,7 @@ def iteration_classes(einsum: Einsum, classes: dict[str, str]) -> frozenset[str]
 
 
 def is_relayout(einsum: Einsum) -> bool:
-    """Whether the Einsum only copies one tensor into another layout (``BK[e,m1,m0] = K[e, m1*M0+m0]``)."""
+    """Return whether the Einsum only copies one tensor into another layout (``BK[e,m1,m0] = K[e, m1*M0+m0]``)."""
     if not isinstance(einsum.expr, Access) or einsum.reduced_variables:
         return False
     for access in (einsum.output, einsum.expr):
@@ -179,7 +179,7 @@ def is_relayout(einsum: Einsum) -> bool:
 
 @dataclass(frozen=True)
 class IterateRead:
-    """How an access reads a tensor that a recurrence writes.
+    """Kind of read of a tensor that a recurrence writes.
 
     ``kind`` is ``"previous"`` (an earlier iterate, such as ``RM[m1, p]`` where
     ``RM[m1+1, p]`` is written), ``"current"`` (the iterate of this step),

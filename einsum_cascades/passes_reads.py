@@ -79,12 +79,12 @@ def relayout_sources(einsums: list[Einsum], order: list[int], sources: list[list
 
 
 def dependency_edges(cascade: Cascade, classes: dict[str, str]) -> list[tuple[int | None, int, str, str]]:
-    """Every read as (writer index or None for an input, reader index, tensor, kind).
+    """List every read as (writer index or None for an input, reader index, tensor, kind).
 
-    Indices count initialization Einsums first, then the cascade proper;
+    Indices count initialization Einsums first, then the cascade proper.
     ``kind`` is ``plain``, ``previous`` (an earlier iterate), ``initial``
-    (the first iterate, written by the initialization, where ``previous``
-    reads it at the first step), ``current``, ``terminal`` (the last iterate)
+    (the first iterate, which the initialization writes and ``previous``
+    reads at the first step), ``current``, ``terminal`` (the last iterate)
     or ``fixed``.
     """
     einsums = list(cascade.initialization) + list(cascade.einsums)

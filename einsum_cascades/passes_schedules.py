@@ -147,7 +147,7 @@ def spill_transfers(touches: list[Touch]) -> int:
 
 
 def stabbing_number(touches: list[Touch]) -> int:
-    """Fewest phases that meet every touch's (earliest, latest) span."""
+    """Return the minimum number of phases that meet every touch's (earliest, latest) span."""
     count = 0
     last = None
     for touch in sorted(touches, key=lambda item: item.latest):

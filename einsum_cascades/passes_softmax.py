@@ -32,9 +32,9 @@ class SoftmaxAttention:
     """The Einsums of one softmax over rank variable ``variable`` and the weighted sum after it.
 
     ``normalized`` is the Einsum ``A = SN / SD``, or None when the division
-    is already deferred; ``weighted`` sums ``A * V`` (or ``SN * V``) over the
-    variable; ``output`` is the Einsum that writes the result (``weighted``
-    itself when the division is not deferred).
+    is already deferred.  ``weighted`` sums ``A * V`` (or ``SN * V``) over the
+    variable.  ``output`` is the Einsum that writes the result, ``weighted``
+    itself when the division is not deferred.
     """
 
     variable: str
@@ -179,7 +179,7 @@ def _single(cascade: Cascade, predicate) -> Einsum | None:
 
 
 def _only_consumers(cascade: Cascade, tensor: str, allowed: set[Einsum]) -> bool:
-    """Whether ``tensor`` is an intermediate that only the ``allowed`` Einsums read.
+    """Return whether ``tensor`` is an intermediate that only the ``allowed`` Einsums read.
 
     A rewrite removes or re-indexes the softmax tensors, so no other Einsum
     and no cascade output may need them.
@@ -202,7 +202,7 @@ def _reads(expr: Expr, tensor: str) -> bool:
 
 
 def variable(name: str) -> AffineExpr:
-    """The affine expression of one bare rank variable."""
+    """Return the affine expression of one bare rank variable."""
     return AffineExpr((Term(1, (name,)),))
 
 
@@ -212,7 +212,7 @@ def shifted(name: str, offset: int) -> AffineExpr:
 
 
 def size(rank: str) -> AffineExpr:
-    """The size of ``rank`` as a constant index (``M1`` in ``RNV[f, M1, p]``)."""
+    """Return the size of ``rank`` as a constant index (``M1`` in ``RNV[f, M1, p]``)."""
     return AffineExpr((Term(1, (rank,)),))
 
 
@@ -258,12 +258,12 @@ def substitute_condition(condition: Condition, replacements: dict[str, AffineExp
     return Condition(substitute(condition.left, replacements), condition.operator, substitute(condition.right, replacements))
 
 
-def fresh_name(base: str, taken: set[str]) -> str:
-    """``base``, or ``base`` with the smallest numeric suffix not in ``taken``; the result is added to ``taken``."""
+def fresh_name(base: str, used_names: set[str]) -> str:
+    """``base``, or ``base`` with the smallest numeric suffix not in ``used_names``; the result is added to ``used_names``."""
     name = base
     suffix = 2
-    while name in taken:
+    while name in used_names:
         name = f"{base}{suffix}"
         suffix += 1
-    taken.add(name)
+    used_names.add(name)
     return name

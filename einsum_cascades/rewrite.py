@@ -7,11 +7,11 @@ family (see :mod:`einsum_cascades.passes_softmax`):
    equals ``(sum over m of SN * V) / SD`` because ``SD`` does not depend on
    ``m``.  The third pass disappears and the divisions drop from one per
    ``(m, p)`` to one per ``(f, p)``.
-2. *Iterative construction* with a running maximum and a correction factor:
-   the rank ``M`` is split into tiles ``M1 x M0``; a running max ``RM``,
+2. *Iterative construction* with a running maximum and a correction factor.
+   The rank ``M`` is split into tiles ``M1 x M0``.  A running max ``RM``,
    running denominator ``RD`` and running weighted sum ``RNV`` are rescaled by
-   ``PRM = e^(RM[m1] - RM[m1+1])`` at each tile, so the global max is never
-   waited for.  One pass remains, at the price of extra exponentials,
+   ``PRM = e^(RM[m1] - RM[m1+1])`` at each tile, so nothing waits for the
+   global max.  One pass remains, at the price of extra exponentials,
    multiplies and adds per tile.
 
 The max itself cannot be deferred: the exponent must be shifted before the sum
@@ -51,9 +51,9 @@ class RewriteStep:
     """One pass-reducing rewrite, the cascade it produces and its extra compute.
 
     ``extra_operations`` maps each operator whose count changes to the
-    applications added (negative: saved), in the original cascade's rank
-    sizes; a tile grid ``M1 x M0`` is counted as ``M`` points (exact when the
-    tile divides ``M``).
+    applications added per batch and head (negative: saved), in the original
+    cascade's rank sizes.  A tile grid ``M1 x M0`` is counted as ``M`` points,
+    which is exact when the tile divides ``M``.
     """
 
     technique: str
@@ -95,7 +95,7 @@ def plan_rewrites(cascade: Cascade) -> RewritePlan:
         If the cascade is not in the softmax-attention family, or division
         deferral cannot be expressed (an index that is not a plain rank
         variable).  When iterative construction cannot be expressed, the plan
-        stops before it and says why in ``blocked``.
+        stops before it and records the reason in ``blocked``.
 
     Examples
     --------
@@ -210,8 +210,8 @@ def defer_division(cascade: Cascade, found: SoftmaxAttention) -> Cascade:
             normalized.position,
         )
 
-    taken = set(cascade.tensors) | set(cascade.ranks)
-    product_name = fresh_name(found.numerator.name + value.tensor, taken)
+    used_names = set(cascade.tensors) | set(cascade.ranks)
+    product_name = fresh_name(found.numerator.name + value.tensor, used_names)
     factors = [numerator_access, value] if position == 0 else [value, numerator_access]
     product = Einsum(
         output=Access(product_name, weighted.output.indices),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -234,3 +236,15 @@ def test_unsettled_analysis_rejected(monkeypatch):
     monkeypatch.setattr(passes_levels, "_einsum_state", flipping)
     with pytest.raises(CascadeError, match="pass analysis of rank K did not settle"):
         analyze_passes(load_library_cascade("cascade1"), "K")
+
+
+def test_docs_table_matches_analysis():
+    text = (Path(__file__).parent.parent / "docs" / "passes.md").read_text(encoding="utf-8")
+    section = text.split("## Every library cascade", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([\w-]+)` \| ([^|]+) \|", section, re.MULTILINE)
+    documented = {name: counts.strip() for name, counts in rows}
+    assert set(documented) == set(library_names())
+    for name, counts in documented.items():
+        passes = analyze_passes(load_library_cascade(name)).passes
+        expected = dict(entry.split() for entry in counts.split(", "))
+        assert {rank: int(count) for rank, count in expected.items()} == passes, name

@@ -3,11 +3,11 @@
 Prints, for every rank, the minimum number of passes any mapping makes over
 it, the Einsums in each pass and the full reduction that forces each extra
 pass.  For a rank with more than one pass it adds the live footprint between
-passes and the traffic of spilling it; with ``--arch`` and a workload, the
-bytes at that workload and the sequence length beyond which the footprint
-no longer fits.  For a softmax-attention cascade it lists the pass-reducing
-rewrites and their extra compute.  ``--dot FILE`` writes the dependency graph
-colored by pass.
+passes and the traffic of spilling it.  With ``--arch`` it adds the bytes at
+the workload and the sequence length beyond which the footprint no longer
+fits.  For a softmax-attention cascade it lists the pass-reducing rewrites and
+their extra compute.  ``--dot FILE`` writes the dependency graph colored by
+pass.
 """
 
 from __future__ import annotations
@@ -29,13 +29,21 @@ from fusemax.commands.passes_text import format_report
 from fusemax.errors import SpecError
 from fusemax.workloads import model_workload, parse_length, parse_shape
 
+DESCRIPTION = (
+    "Print the minimum number of passes any mapping makes over each rank of a cascade, the Einsums in each "
+    "pass and the full reduction that forces each extra pass. For a rank with more than one pass, add the "
+    "live footprint between passes and the memory traffic of spilling it; with --arch, the bytes at the "
+    "workload and the sequence length beyond which the footprint no longer fits the global buffer. For a "
+    "softmax-attention cascade, list the rewrites that remove passes and their extra compute."
+)
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``passes`` sub-command."""
     parser = commands.add_parser(
         "passes",
         help="minimum passes over each rank, for every mapping, and what extra passes cost",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=DESCRIPTION,
     )
     parser.add_argument("cascade", metavar="NAME|FILE", help="a library cascade name or a .cascade file")
     parser.add_argument("--rank", help="report only this rank: a whole rank or a sub-rank such as M0")
@@ -122,7 +130,7 @@ def build_result(
 
 
 def _rewrite_plan(cascade: Cascade) -> RewritePlan | None:
-    """The rewrites of a softmax-attention cascade with more than one pass; None otherwise."""
+    """Plan the rewrites of a softmax-attention cascade with more than one pass; return None otherwise."""
     try:
         plan = plan_rewrites(cascade)
     except CascadeError:
@@ -131,7 +139,7 @@ def _rewrite_plan(cascade: Cascade) -> RewritePlan | None:
 
 
 def _dot_rank(report: PassReport, rank: str | None) -> str:
-    """The rank to color the graph by: the one asked for, else the first with the most passes."""
+    """Choose the rank to color the graph by: the one requested, else the first with the most passes."""
     if rank is not None:
         return rank
     return max(report.ranks, key=lambda name: report.ranks[name].passes)

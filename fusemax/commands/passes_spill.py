@@ -84,7 +84,7 @@ class SpillEstimate:
 
 
 def length_ranks(cascade: Cascade, rank: str, tie_query_rank: bool) -> tuple[str, ...]:
-    """The ranks whose common size is the sequence length when looking for the spill length.
+    """Return the ranks whose common size is the sequence length in the spill-length search.
 
     A sub-rank's whole rank is used (tiles are a mapping choice).  In
     self-attention, where the key rank M and the query rank P are the same

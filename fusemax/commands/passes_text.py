@@ -49,7 +49,7 @@ def _rank_section(rank: str, entry: dict, arch: dict | None) -> list[str]:
 
     repeated = [f"{tensor} ({count})" for tensor, count in entry["tensors"].items() if count > 1]
     if repeated:
-        lines.append(f"  fibers touched in more than one pass: {', '.join(repeated)}")
+        lines.append(f"  fibers every schedule touches in more than one pass: {', '.join(repeated)}")
     if "footprint" in entry:
         lines.extend(_footprint_lines(entry["footprint"]))
     if "spill" in entry:
