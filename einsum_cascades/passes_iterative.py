@@ -214,15 +214,18 @@ def _recurrence(tiler: _Tiler, found: SoftmaxAttention) -> tuple[list[Einsum], l
     # The weighted sum keeps every index of the max: it reduces only the softmax variable.
     value_indices = plain_indices(found.weighted.output, "the weighted sum")
 
-    def per_tile(tensor: str, first, keys: tuple[str, ...]) -> Access:
-        return access(tensor, [Index(first)] + [Index(variable(k)) for k in keys])
+    def tiled(tensor: str, tile: Index, indices: list[Index] | tuple[Index, ...], names: tuple[str, ...]) -> Access:
+        # The tile index goes before the last row index, as in RM[m1, p] and RNV[f, m1, p].
+        at = max((i for i, name in enumerate(names) if name in rows), default=len(names))
+        placed = list(indices)
+        placed.insert(at, tile)
+        return access(tensor, placed)
 
-    def with_tile(tensor: str, first) -> Access:
-        # The weighted-sum tensors carry the tile index before the first row index, as RNV[f, m1, p].
-        at = next((i for i, name in enumerate(value_indices) if name in rows), len(value_indices))
-        indices = [Index(variable(k)) for k in value_indices]
-        indices.insert(at, Index(first))
-        return access(tensor, indices)
+    def running(tensor: str, tile: AffineExpr) -> Access:
+        return tiled(names[tensor], Index(tile), [Index(variable(k)) for k in rows], rows)
+
+    def weighted(tensor: str, tile: AffineExpr) -> Access:
+        return tiled(names[tensor], Index(tile), [Index(variable(k)) for k in value_indices], value_indices)
 
     now, following = variable(outer), shifted(outer, 1)
     position, numerator_in_sum, value = weighted_operands(found.weighted, found.numerator.name)
@@ -231,10 +234,7 @@ def _recurrence(tiler: _Tiler, found: SoftmaxAttention) -> tuple[list[Einsum], l
     local_factors = [local_numerator, tiler.tile_access(value)]
     if position == 1:
         local_factors.reverse()
-    running_max = access(names["RM"], [Index(following)] + list(max_in_numerator.indices))
-
-    def running(tensor: str, tile) -> Access:
-        return per_tile(names[tensor], tile, rows)
+    running_max = tiled(names["RM"], Index(following), max_in_numerator.indices, rows)
 
     einsums = [
         Einsum(running("LM", now), tiler.tile_access(found.score), "max", (inner,)),
@@ -246,39 +246,31 @@ def _recurrence(tiler: _Tiler, found: SoftmaxAttention) -> tuple[list[Einsum], l
             (),
         ),
         Einsum(running("SLD", now), access(names["SLN"], tiler.tile_access(found.denominator.expr).indices), "add", (inner,)),
-        Einsum(with_tile(names["SLNV"], now), Call("mul", tuple(local_factors)), "add", (inner,)),
+        Einsum(weighted("SLNV", now), Call("mul", tuple(local_factors)), "add", (inner,)),
         Einsum(running("PRM", now), Call("sub_exp", (running("RM", now), running("RM", following))), "add", ()),
         Einsum(running("SPD", now), Call("mul", (running("RD", now), running("PRM", now))), "add", ()),
         Einsum(running("RD", following), Call("add", (running("SLD", now), running("SPD", now))), "add", ()),
-        Einsum(with_tile(names["SPNV"], now), Call("mul", (with_tile(names["RNV"], now), running("PRM", now))), "add", ()),
-        Einsum(with_tile(names["RNV"], following), Call("add", (with_tile(names["SLNV"], now), with_tile(names["SPNV"], now))), "add", ()),
+        Einsum(weighted("SPNV", now), Call("mul", (weighted("RNV", now), running("PRM", now))), "add", ()),
+        Einsum(weighted("RNV", following), Call("add", (weighted("SLNV", now), weighted("SPNV", now))), "add", ()),
     ]
 
     # The output divides the last iterates: O[f, p] = RNV[f, M1, p] / RD[M1, p].
-    last = size(outer.upper())
+    last = Index(size(outer.upper()))
     weighted_in_output, denominator_in_output = found.output.expr.args
-    final_sum = _insert_tile(weighted_in_output, names["RNV"], last, value_indices, rows)
-    final_denominator = access(names["RD"], [Index(last)] + list(denominator_in_output.indices))
+    final_sum = tiled(names["RNV"], last, weighted_in_output.indices, value_indices)
+    final_denominator = tiled(names["RD"], last, denominator_in_output.indices, rows)
     einsums.append(Einsum(found.output.output, Call("div", (final_sum, final_denominator)), "add", ()))
 
     first = Index(variable(outer), (Condition(variable(outer), "=", AffineExpr((Term(0, ()),))),))
-    row_indices = [Index(variable(name)) for name in rows]
     initialization = [
-        Einsum(access(names["RM"], [first] + row_indices), Constant(float("-inf"), "-inf"), "add", (), initialization=True),
-        Einsum(access(names["RD"], [first] + row_indices), Constant(0.0, "0"), "add", (), initialization=True),
-        Einsum(_with_first(with_tile(names["RNV"], now), first), Constant(0.0, "0"), "add", (), initialization=True),
+        Einsum(_with_first(running("RM", now), first), Constant(float("-inf"), "-inf"), "add", (), initialization=True),
+        Einsum(_with_first(running("RD", now), first), Constant(0.0, "0"), "add", (), initialization=True),
+        Einsum(_with_first(weighted("RNV", now), first), Constant(0.0, "0"), "add", (), initialization=True),
     ]
     return einsums, initialization
 
 
-def _insert_tile(read: Access, tensor: str, tile: AffineExpr, value_indices: tuple[str, ...], rows: tuple[str, ...]) -> Access:
-    """Move the output Einsum's read of the weighted sum to the last iterate of the running sum."""
-    at = next((i for i, name in enumerate(value_indices) if name in rows), len(value_indices))
-    indices = list(read.indices)
-    indices.insert(at, Index(tile))
-    return Access(tensor, tuple(indices))
-
-
 def _with_first(written: Access, first: Index) -> Access:
+    """Replace the tile index of ``written`` by the first iterate, as in ``RM[m1 : m1 = 0, p]``."""
     indices = tuple(first if index.expr.single_variable == first.expr.single_variable else index for index in written.indices)
     return Access(written.tensor, indices)

@@ -178,10 +178,11 @@ def rewrite_to_passes(cascade: Cascade, passes: int) -> Cascade:
     for step in plan.steps:
         if step.passes_after == passes:
             return step.cascade
-    reached = ", ".join(str(step.passes_after) for step in plan.steps) or "nothing"
-    text = f"no rewrite of {cascade.name} makes {passes} pass(es) over {found.rank}; the rewrites reach {reached}"
+    text = f"no rewrite of {cascade.name} makes {passes} pass(es) over {found.rank}"
+    if plan.steps:
+        text += "; the rewrites reach " + ", ".join(str(step.passes_after) for step in plan.steps)
     if plan.blocked is not None:
-        text += f", and iterative construction is not possible: {plan.blocked}"
+        text += f"; iterative construction is not possible: {plan.blocked}"
     raise CascadeError(text)
 
 

@@ -12,6 +12,8 @@ from einsum_cascades import passes_levels
 from einsum_cascades.errors import CascadeError
 from einsum_cascades.library import library_names, load_library_cascade
 from einsum_cascades.passes import analyze_passes
+from einsum_cascades.passes_ranks import rank_classes
+from einsum_cascades.passes_reads import dependency_edges
 from einsum_cascades.passes_taxonomy import TABLE_I, classify_published
 from einsum_cascades.syntax import parse_cascade
 
@@ -248,3 +250,22 @@ def test_docs_table_matches_analysis():
         passes = analyze_passes(load_library_cascade(name)).passes
         expected = dict(entry.split() for entry in counts.split(", "))
         assert {rank: int(count) for rank, count in expected.items()} == passes, name
+
+
+def test_populate_reads_initial_value():
+    cascade = parse_cascade(
+        """
+cascade accumulate
+ranks K P
+input A[k,p]
+output Y[p]
+init:
+  Y[p] = 1
+einsums:
+  S[p] = A[k,p]
+  Y[p] += A[k,p] * S[p]
+"""
+    )
+    edges = dependency_edges(cascade, rank_classes(cascade))
+    assert (0, 2, "Y", "plain") in edges
+    assert analyze_passes(cascade).passes == {"K": 2, "P": 1}

@@ -14,7 +14,7 @@ from einsum_cascades.library import load_library_cascade
 from einsum_cascades.passes import analyze_passes
 from einsum_cascades.passes_footprint import rank_symbol
 from einsum_cascades.passes_iterative import iterative_construction
-from einsum_cascades.passes_softmax import find_softmax_attention
+from einsum_cascades.passes_softmax import find_softmax_attention, plain_indices
 from einsum_cascades.printer import format_cascade
 from einsum_cascades.rewrite import defer_division, operation_counts, plan_rewrites, rewrite_to_passes
 from einsum_cascades.syntax import parse_cascade
@@ -178,8 +178,8 @@ def test_blocked_iterative_construction_reported():
     assert [step.passes_after for step in plan.steps] == [3]
     assert "needs MU to keep m" in plan.blocked
     assert analyze_passes(rewrite_to_passes(cascade, 3), "M").passes["M"] == 3
-    with pytest.raises(CascadeError, match=r"no rewrite of centered makes 2 pass\(es\) over M; the rewrites reach 3, "
-                       r"and iterative construction is not possible: .*needs MU to keep m"):
+    with pytest.raises(CascadeError, match=r"no rewrite of centered makes 2 pass\(es\) over M; the rewrites reach 3; "
+                       r"iterative construction is not possible: .*needs MU to keep m"):
         rewrite_to_passes(cascade, 2)
 
 
@@ -229,3 +229,77 @@ def test_operation_counts_of_one_pass():
     assert sympy.expand(counts["mac"] - B * H * (E * M1 * M0 * P + F * M1 * M0 * P)) == 0
     assert counts["div"] == B * H * F * P
     assert sympy.expand(counts["sub_exp"] - B * H * (M1 * M0 * P + M1 * P)) == 0
+
+
+DEFERRED_GROUPS = """
+cascade grouped
+ranks E F G M P
+input Q[g,e,p], K[g,e,m], V[g,f,m]
+output AV[g,f,p]
+einsums:
+  QK[g,m,p] = Q[g,e,p] * K[g,e,m]
+  GM[g,p] = QK[g,m,p] :: max(m)
+  SN[g,m,p] = exp(QK[g,m,p] - GM[g,p])
+  SD[g,p] = SN[g,m,p]
+  SNV[g,f,p] = SN[g,m,p] * V[g,f,m]
+  AV[g,f,p] = SNV[g,f,p] / SD[g,p]
+"""
+
+
+def test_grouped_rows_rewrite_to_one_pass():
+    original = parse_cascade(DEFERRED_GROUPS)
+    derived = rewrite_to_passes(original, 1)
+    text = format_cascade(derived)
+    assert "RNV[g, f, m1 + 1, p] = SLNV[g, f, m1, p] + SPNV[g, f, m1, p]" in text
+    assert "RM[g, m1 + 1, p] = max(RM[g, m1, p], LM[g, m1, p])" in text
+    assert "AV[g, f, p] = RNV[g, f, M1, p] / RD[g, M1, p]" in text
+    sizes = {"E": 3, "F": 2, "G": 2, "M": 7, "P": 3}
+    inputs = random_inputs(original, sizes, seed=5)
+    reference = execute(original, sizes, inputs).output()
+    assert relative_error(execute(derived, dict(sizes, M0=3), inputs).output(), reference) < 1e-12
+
+
+def test_max_and_denominator_indices_must_agree():
+    cascade = parse_cascade(DEFERRED_GROUPS.replace("SD[g,p] = SN", "SD[p,g] = SN").replace("/ SD[g,p]", "/ SD[p,g]"))
+    with pytest.raises(
+        CascadeError,
+        match=r"^no rewrite of grouped makes 1 pass\(es\) over M; iterative construction is not possible: "
+        r"<string>:10:3: iterative construction needs the max GM and the denominator SD to have the same indices$",
+    ):
+        rewrite_to_passes(cascade, 1)
+
+
+def test_iterative_rejects_initialization():
+    cascade = parse_cascade(DEFERRED_GROUPS.replace("einsums:", "init:\n  C[p] = 0\neinsums:"))
+    with pytest.raises(CascadeError, match="cascade grouped already has an iterative rank or initialization Einsums"):
+        iterative_construction(cascade, find_softmax_attention(cascade))
+
+
+def test_plain_indices_rejects_filter():
+    cascade = parse_cascade(CAUSAL_3PASS)
+    access = cascade.einsum("QK").accesses[1]
+    with pytest.raises(CascadeError, match="the rewrite needs every index of the keys K to be one rank variable without a filter"):
+        plain_indices(access, "the keys")
+
+
+def test_grouped_query_rewrite_equals_library():
+    three_pass = parse_cascade(
+        """
+cascade gqa-3pass
+ranks B G R E F M P
+batch B
+input Q[g,r,e,p], K[g,e,m], V[g,f,m]
+output AV[g,r,f,p]
+reference AV = softmax_attention(Q, K, V)
+einsums:
+  QK[g,r,m,p] = Q[g,r,e,p] * K[g,e,m]
+  GM[g,r,p] = QK[g,r,m,p] :: max(m)
+  SN[g,r,m,p] = exp(QK[g,r,m,p] - GM[g,r,p])
+  SD[g,r,p] = SN[g,r,m,p]
+  A[g,r,m,p] = SN[g,r,m,p] / SD[g,r,p]
+  AV[g,r,f,p] = A[g,r,m,p] * V[g,f,m]
+"""
+    )
+    library = load_library_cascade("attention-gqa")
+    derived = rewrite_to_passes(three_pass, 1)
+    assert replace(derived, name=library.name, description=library.description) == library
