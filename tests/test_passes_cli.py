@@ -70,7 +70,7 @@ def test_rank_option_limits_report(capsys):
 def test_spill_length_on_fusemax_cloud(capsys):
     data = run_json(capsys, "passes", "attention-3pass", "--arch", "fusemax-cloud", "--model", "BERT", "--seq-len", "4K")
     spill = data["ranks"]["M"]["spill"]
-    # 16 MiB of 16-bit words holds one query row's QK fiber up to 8M keys.
+    # One query row's QK fiber fits in 16 MiB of 16-bit words up to 8M keys.
     assert spill["fits_up_to"] == 8 * 1024 * 1024
     # All 64 x 12 x M rows at once: 768 * M * M words <= 8M words up to M = 104.
     assert spill["all_rows_fit_up_to"] == 104
@@ -223,3 +223,10 @@ def test_unknown_cascade(capsys):
     status, _, err = run(capsys, "passes", "no-such-cascade")
     assert status == 2
     assert "unknown cascade 'no-such-cascade'" in err
+
+
+def test_text_report_without_length(capsys):
+    status, out, _ = run(capsys, "passes", "attention-3pass", "--model", "BERT")
+    assert status == 0
+    assert "  at B=64, H=12, E=64, F=64:" in out
+    assert "the live footprint needs more rank sizes; give --seq-len, --shape or --sizes" in out

@@ -81,7 +81,9 @@ def _footprint_lines(footprint: dict) -> list[str]:
 def _spill_lines(rank: str, spill: dict, arch: dict | None) -> list[str]:
     sizes = ", ".join(f"{name}={value}" for name, value in spill["sizes"].items())
     lines = [f"  at {sizes}:"]
-    if spill["per_row_words"] is not None:
+    if spill["per_row_words"] is None:
+        lines.append("    the live footprint needs more rank sizes; give --seq-len, --shape or --sizes")
+    else:
         text = f"    live footprint {spill['per_row_words']} words per row"
         if spill["total_words"] is not None:
             text += f", {spill['total_words']} words for all rows"
