@@ -1,6 +1,6 @@
 """Extended-Einsum cascades: the language, its checks, its executor and its counts.
 
-This package knows nothing about hardware; ``fusemax`` builds on it.
+This package has no notion of hardware; ``fusemax`` builds on it.
 ``symbolic_counts`` is loaded on first use, so importing the package does not
 import sympy.
 """

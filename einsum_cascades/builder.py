@@ -1,8 +1,8 @@
 """Python builder for cascades: the same IR and the same checks as the text language.
 
-Tensors are handles indexed with rank expressions, either as strings in the
-text syntax (``"m1*M0 + m0"``, ``"m1 : m1 = 0"``) or as :class:`Affine`
-objects from :meth:`CascadeBuilder.variables`; expressions combine with
+Tensors are handles indexed with rank expressions.  An index is a string in
+the text syntax (``"m1*M0 + m0"``, ``"m1 : m1 = 0"``) or an :class:`Affine`
+object from :meth:`CascadeBuilder.variables`.  Expressions combine with
 ``+ - * /`` and the functions of this module.  Errors carry the file and line
 of the builder call that caused them.
 
@@ -130,11 +130,11 @@ class Affine:
         return self._compare(">", other)
 
     def eq(self, other) -> Condition:
-        """The filter ``self = other`` (``==`` keeps its Python meaning)."""
+        """Return the filter ``self = other`` (``==`` keeps its Python meaning)."""
         return self._compare("=", other)
 
     def ne(self, other) -> Condition:
-        """The filter ``self != other``."""
+        """Return the filter ``self != other``."""
         return self._compare("!=", other)
 
     def where(self, *conditions: Condition) -> Index:
@@ -178,8 +178,11 @@ class Node:
         return self._binary("div", other, reverse=True)
 
     def merge(self, merge: str) -> "Node":
-        """The same operator application with another merge: ``intersection`` (∩), ``union`` (∪),
-        ``one_sided`` (←) or ``pass_through`` (1)."""
+        """Return the same operator application with another merge.
+
+        The merge is ``intersection`` (∩), ``union`` (∪), ``one_sided`` (←) or
+        ``pass_through`` (1).
+        """
         if not isinstance(self.expr, Call):
             raise CascadeError("only an operator application has a merge", _caller())
         name = _MERGE_NAMES.get(merge)
@@ -237,7 +240,7 @@ class TensorHandle:
         return Node(Access(self.name, tuple(self.builder._index(item, position) for item in indices), position))
 
     def access(self) -> Node:
-        """The tensor with no index (a scalar, or a tensor whose only ranks are batch ranks)."""
+        """Return the tensor with no index (a scalar, or a tensor whose only ranks are batch ranks)."""
         return Node(Access(self.name, (), _caller()))
 
 
@@ -318,7 +321,7 @@ class CascadeBuilder:
         return [Affine(AffineExpr((Term(1, (name,)),))) for name in _split(names)]
 
     def size(self, rank: str) -> Node:
-        """The size of ``rank`` as a value, as ``E`` in ``SX[p] / E``."""
+        """Return the size of ``rank`` as a value, as ``E`` in ``SX[p] / E``."""
         return Node(RankSize(rank))
 
     def operator(

@@ -64,7 +64,7 @@ def make_einsum(
     """Build one Einsum and work out which rank variables it reduces, and with what.
 
     Without a reduce action every rank variable on the right that is absent
-    on the left is sum-reduced (the paper's shorthand).  With reduce actions,
+    on the left is sum-reduced (the FuseMax paper's shorthand).  With reduce actions,
     each such variable must be named by one of them.
 
     Raises

@@ -4,7 +4,7 @@ Initialization Einsums and the Einsums that need no iterate run first, the
 recurrence body runs once per iterate of the iterative rank, and the Einsums
 that need the finished recurrence run last (see :func:`einsum_cascades.graph.schedule`).
 Arrays are indexed in the order of the tensor's declared ranks, batch ranks
-first; a recurrence tensor holds iterates 0 to N along its iterative rank.
+first.  A recurrence tensor stores iterates 0 to N along its iterative rank.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Execution:
         return self.tensor(name)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every tensor by name, empty coordinates as 0, as written to an ``.npz`` file."""
+        """Return every tensor by name, empty coordinates as 0, as written to an ``.npz`` file."""
         return {name: self.tensor(name) for name in self.values}
 
 

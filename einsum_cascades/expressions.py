@@ -1,9 +1,9 @@
 """Recursive-descent parsing of Einsum right-hand sides, rank expressions, filters and actions.
 
 Works on one tokenized line (:class:`einsum_cascades.lexer.Line`).  Map actions
-(``:: ∧_k ×(∩)``) are applied to the parsed expression here: they set the
-merge of the operator they name and give the paper's generic ``·`` its
-operator.  Reductions are returned as :class:`ReduceAction` for
+(``:: ∧_k ×(∩)``) are applied to the parsed expression here. They set the
+merge of the operator they name, and they give the generic ``·`` of the
+FuseMax and EDGE papers its operator.  Reductions are returned as :class:`ReduceAction` for
 :func:`einsum_cascades.checks.make_einsum`.
 """
 
@@ -38,7 +38,7 @@ _COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 
 @dataclass
 class ParseContext:
-    """What the parser needs to know about the statements above the current line."""
+    """Declarations above the current line that the parser uses: ranks and user-defined operators."""
 
     path: str
     ranks: list[str] = field(default_factory=list)
@@ -47,7 +47,7 @@ class ParseContext:
 
 @dataclass(frozen=True)
 class ReduceAction:
-    """A reduce action as written: its operator, the rank variables it folds and where it stands."""
+    """A reduce action as written: its operator, the rank variables it folds, and its position."""
 
     operator: str
     variables: tuple[str, ...]
@@ -201,6 +201,7 @@ class ExpressionParser:
         token = line.peek()
         if token is None:
             raise CascadeError("expected an expression, found end of line", line.position())
+
         if token.kind == "number":
             line.take()
             return Constant(float(token.text), token.text)
@@ -211,6 +212,7 @@ class ExpressionParser:
             return inner
         if token.kind != "name":
             raise CascadeError(f"expected an expression, found {token.text!r}", line.position(token))
+
         following = line.peek(1)
         if token.norm == "inf" and not (following is not None and following.norm in ("[", "(")):
             line.take()
@@ -223,6 +225,7 @@ class ExpressionParser:
             inner = self.expr()
             line.expect("}" if opener.norm == "^{" else ")")
             return exp_of(inner)
+
         if following is not None and following.norm == "(":
             line.take()
             line.take()
@@ -232,6 +235,7 @@ class ExpressionParser:
                 args.append(self.expr())
             line.expect(")")
             return self._call(token, args)
+
         if token.text in self.context.ranks and not (following is not None and following.norm == "["):
             line.take()
             return RankSize(token.text)

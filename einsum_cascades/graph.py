@@ -1,7 +1,8 @@
 """The dependency graph of a cascade, its checks, and the order the executor follows.
 
-Nodes are the input tensors and the Einsums (an initialization Einsum is named
-``init:TENSOR``); one edge runs from a producer to a consumer per tensor access.
+Nodes are the input tensors and the Einsums, and an initialization Einsum is
+named ``init:TENSOR``.  One edge runs from a producer to a consumer per tensor
+access.
 An edge is *loop-carried* when the consumer reads an earlier iterate of the
 iterative rank than the producer writes (``RM[m1, p]`` read by the Einsum that
 writes ``RM[m1+1, p]``), and *terminal* when it reads the last iterate of a
@@ -41,7 +42,7 @@ def recurrence_positions(cascade: Cascade) -> dict[str, int]:
     """Map each recurrence tensor to the index position of its iterative rank.
 
     A recurrence tensor is one that an Einsum of the cascade proper writes at
-    the next iterate, as ``RM[m1+1, p]``; it holds iterates 0 to N of the
+    the next iterate, as ``RM[m1+1, p]``.  It stores iterates 0 to N of the
     iterative rank, one more than the rank's size N.
     """
     if cascade.iteration is None:
@@ -156,7 +157,11 @@ def to_dot(graph: nx.MultiDiGraph) -> str:
         style = ', style="dashed"' if data.get("initialization") else ""
         lines.append(f"  {quote(node)} [shape={shape}, label={quote(data['label'])}{style}];")
     for source, target, data in graph.edges(data=True):
-        style = ', style="dashed"' if data.get("loop_carried") else (', style="bold"' if data.get("terminal") else "")
+        style = ""
+        if data.get("loop_carried"):
+            style = ', style="dashed"'
+        elif data.get("terminal"):
+            style = ', style="bold"'
         lines.append(f"  {quote(source)} -> {quote(target)} [label={quote(data['access'])}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -179,9 +184,10 @@ class Schedule:
 def schedule(cascade: Cascade, graph: nx.MultiDiGraph | None = None) -> Schedule:
     """Split the Einsums into those before, inside and after the recurrence, each in dependency order.
 
-    The recurrence body holds the Einsums that write a next iterate and every
-    Einsum both fed by and feeding one of them; an Einsum that needs no
-    iterate runs before the loop, one that needs the whole recurrence after it.
+    The recurrence body consists of the Einsums that write a next iterate and
+    every Einsum both fed by and feeding one of them.  An Einsum that needs no
+    iterate runs before the loop, and one that needs the whole recurrence runs
+    after it.
 
     Raises
     ------

@@ -10,7 +10,7 @@ condition ends the recurrence.
 
 Rank names are upper case (``M``, ``M1``); the rank variable that walks a rank is
 the same name in lower case (``m``, ``m1``).  A rank's name doubles as its size.
-The IR is plain frozen data: it knows nothing about hardware.  Source positions
+The IR is plain frozen data with no notion of hardware.  Source positions
 never take part in equality, so a parsed cascade equals one built in Python.
 """
 
@@ -159,9 +159,9 @@ class Condition:
 class Index:
     """One index position of a tensor access: an affine expression and optional filters.
 
-    Every filter must hold for the coordinate to exist in this access; they
-    restrict the data space (``K[e, m : m <= p]``) or, on an output, the points
-    written (``RM[m1 : m1 = 0, p]``).
+    Every filter must hold for the coordinate to exist in this access.  On an
+    operand, filters restrict the data space (``K[e, m : m <= p]``).  On an
+    output, they restrict the points written (``RM[m1 : m1 = 0, p]``).
     """
 
     expr: AffineExpr
@@ -238,7 +238,7 @@ class Einsum:
     """One Extended Einsum: ``output = expr`` with a reduction over the ranks the output lacks.
 
     ``reduce_operator`` folds the values that land on one output coordinate
-    (``add`` by default, as the paper's shorthand leaves a sum implicit).
+    (``add`` by default, because the FuseMax paper's shorthand leaves a sum implicit).
     ``reduced_variables`` lists the rank variables that appear on the right but
     not on the left.  ``populate`` is the populate action: None writes the
     value, ``add``/``max``/``min`` combine it with the value already there.
@@ -363,9 +363,10 @@ class OperatorDef:
 class Reference:
     """The reference definition a cascade's output is checked against.
 
-    ``function`` names an entry of ``einsum_cascades.references``; ``tensors``
-    are its positional tensor arguments and ``options`` its keyword arguments
-    as written (rank names, tensor names, operator names, words or numbers).
+    ``function`` names an entry of ``einsum_cascades.references``.  ``tensors``
+    are its positional tensor arguments.  ``options`` are its keyword
+    arguments as written: rank names, tensor names, operator names, words or
+    numbers.
     """
 
     output: str

@@ -21,7 +21,7 @@ _TOKEN = re.compile(
     r"|(?P<op>::|<=|>=|!=|==|\+=|\^\{|[-+*/×÷=<>()\[\],:{}^∨∪∩∧·.≤≥≠←−σ∞⋄&]))"
 )
 
-# Unicode (and alternative ASCII) spellings and the spelling the parser sees.
+# Unicode and alternative ASCII spellings, mapped to the spelling the parser compares.
 _NORMAL = {
     "−": "-",
     "×": "*",

@@ -8,11 +8,12 @@ is one fixed coordinate).  At each point:
 
 * an access reads its value where the coordinate exists, is in range and
   passes the access's filters, and is empty elsewhere;
-* an operator combines its operands according to its merge: ``∩`` visits
-  points where every operand exists, ``∪`` where any does (an empty operand
-  reads as the operator's empty value, 0, or -inf for max), ``←`` where every
-  operand exists and the divisor is nonzero (a fibertree stores no zeros), and
-  the pass-through merge visits every point;
+* an operator combines its operands according to its merge.  ``∩`` visits
+  points where every operand exists.  ``∪`` visits points where any does, and
+  an empty operand reads as the operator's empty value (0, or -inf for max).
+  ``←`` visits points where every operand exists and the divisor is nonzero,
+  because a fibertree stores no zeros.  The pass-through merge visits every
+  point;
 * when all sub-ranks of a partition index the Einsum, the points with
   ``m1*M0 + m0 >= M`` do not exist (a partial last tile adds nothing);
 * the reduction folds the existing values of one output coordinate, and an

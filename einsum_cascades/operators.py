@@ -1,9 +1,9 @@
 """Compute operators of the cascade language: the built-in ones and user-defined ones.
 
-Each built-in operator has a default merge (which points of the iteration space
-a map action visits), the value an empty operand reads as when the merge visits
-a point where that operand is empty, a numpy implementation, and, when it can
-fold a reduction, its identity.  The defaults follow the FuseMax paper's
+Each built-in operator has a default merge, which decides the points of the
+iteration space a map action visits.  It also has the value an empty operand
+reads as when the merge visits a point where that operand is empty, a numpy
+implementation, and, when it can fold a reduction, its identity.  The defaults follow the FuseMax paper's
 notation: ``×(∩)``, ``+(∪)``, ``max(∪)``, ``÷(←)``; subtract-then-exp,
 exp and sigmoid visit only points where their operands exist, so an empty
 (masked or past-the-end) coordinate never turns into ``e^(0 - max)``.
@@ -26,8 +26,8 @@ def sub_exp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Return ``e^(a - b)``, defined as 0 wherever ``a`` is -inf, whatever ``b`` is.
 
     The running-max correction ``e^(RM[m1] - RM[m1+1])`` meets ``-inf - (-inf)``
-    while every key seen so far was masked; the terms it rescales are then all
-    zero, so 0 is the value that keeps the running sums exact (``e^a`` is 0).
+    while every key seen so far was masked.  The terms it rescales are then all
+    zero, so 0 keeps the running sums exact, and ``e^a`` is 0 anyway.
 
     Examples
     --------

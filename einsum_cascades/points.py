@@ -3,10 +3,10 @@
 The points are the integer coordinates of the Einsum's rank variables (and
 batch ranks) inside their ranges that satisfy every filter and, when all
 sub-ranks of a partition index the Einsum, the partition's bound
-``m1*M0 + m0 < M``.  Each such constraint is linear in the rank variables, so
-one chosen variable's admissible coordinates form an interval whose length
-has a closed form; the other constrained variables are enumerated with
-numpy.  The chosen variable is the one that leaves the fewest coordinates to
+``m1*M0 + m0 < M``.  Each such constraint is linear in the rank variables.
+So, for fixed values of the others, one chosen variable's admissible
+coordinates form an interval with a closed-form length, and only the other
+constrained variables are enumerated, with numpy.  The chosen variable is the one that leaves the fewest coordinates to
 enumerate (for a causal mask over M x P, P of them).
 """
 

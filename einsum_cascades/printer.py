@@ -1,7 +1,7 @@
 """Printer for cascades: text that parses back into an equal cascade.
 
 Two spellings are available: ASCII (``*``, ``/``, ``exp(a - b)``,
-``:: max(m0)``, ``iterate m1 until m1 >= M1``) and the paper's Unicode
+``:: max(m0)``, ``iterate m1 until m1 >= M1``) and the FuseMax paper's Unicode
 (``×``, ``÷``, ``e^{a − b}``, ``:: ∨_m0 max(∪)``, ``⋄ : m1 ≥ M1``).  The
 printed form of the IR the parser or the builder makes parses back equal to
 it; an IR assembled by hand with ``exp`` of a difference prints as the fused
@@ -42,7 +42,7 @@ def format_cascade(cascade: Cascade, unicode: bool = False) -> str:
     cascade : Cascade
         The cascade to print.
     unicode : bool
-        Print the paper's symbols (``×``, ``e^{…}``, ``∨_m max(∪)``) instead of ASCII.
+        Print the FuseMax paper's symbols (``×``, ``e^{…}``, ``∨_m max(∪)``) instead of ASCII.
 
     Examples
     --------

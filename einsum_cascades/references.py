@@ -26,7 +26,7 @@ from einsum_cascades.operators import resolve_function, sigmoid
 
 @dataclass
 class ReferenceContext:
-    """What a reference function sees: rank names of each argument, rank sizes and operators."""
+    """Inputs of a reference function besides the arrays: rank names of each argument, rank sizes and operators."""
 
     cascade: Cascade
     ranks: list[tuple[str, ...]]
@@ -171,6 +171,13 @@ def dot_times_sum(context: ReferenceContext, a, b) -> np.ndarray:
     return np.sum(a * b, axis=axes) * np.sum(a, axis=axes)
 
 
+def contraction(context: ReferenceContext, *tensors) -> np.ndarray:
+    """``Z = sum of the product of the tensors`` over every rank the output lacks (an Einstein summation)."""
+    letters = _letters(*context.ranks, context.output_ranks)
+    inputs = ",".join("".join(letters[r] for r in ranks) for ranks in context.ranks)
+    return np.einsum(f"{inputs}->{''.join(letters[r] for r in context.output_ranks)}", *tensors)
+
+
 _ATTENTION_OPTIONS = {"mask": "causal|none", "window": "rank", "keys": "rank", "queries": "rank"}
 
 REFERENCES: dict[str, ReferenceFunction] = {
@@ -188,6 +195,7 @@ REFERENCES: dict[str, ReferenceFunction] = {
         ReferenceFunction("rmsnorm", ("X", "G"), {"over": "rank", "eps": "number"}, rmsnorm,
                           "root-mean-square normalization along one rank"),
         ReferenceFunction("dot_times_sum", ("A", "B"), {}, dot_times_sum, "(A·B) times the sum of A"),
+        ReferenceFunction("contraction", ("A", "B"), {}, contraction, "the product of A and B summed over the ranks the output lacks"),
     )
 }
 

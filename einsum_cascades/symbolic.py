@@ -1,10 +1,11 @@
 """Symbolic operation counts and tensor footprints (sympy), per Einsum and in total.
 
-Counting convention (the one the FuseMax artifact uses): every point of an
-Einsum's iteration space applies each operator of its right-hand side once; a
-reduction of n values counts n applications of the reduction operator into
-its initial value; a multiply whose product is sum-reduced is one
-multiply-accumulate (``mac``) and the reduction's add is not counted apart.
+The counting convention is the one the FuseMax artifact uses.  Every point of
+an Einsum's iteration space applies each operator of its right-hand side
+once.  A reduction of n values counts n applications of the reduction
+operator into its initial value.  A multiply whose product is sum-reduced is
+one multiply-accumulate (``mac``), and the reduction's add is not counted
+apart.
 Copies and constants cost nothing.  The points of an iteration space are the
 coordinates that exist: a partial last tile counts only the coordinates below
 the rank's size, and a filter (``m <= p``) removes the points it fails.
@@ -32,7 +33,7 @@ from einsum_cascades.points import count_points
 
 
 def rank_symbols(cascade: Cascade) -> dict[str, sympy.Symbol]:
-    """One positive integer symbol per rank."""
+    """Return one positive integer symbol per rank."""
     return {rank: sympy.Symbol(rank, positive=True, integer=True) for rank in cascade.ranks}
 
 
@@ -254,10 +255,10 @@ def symbolic_counts(cascade: Cascade, batch: bool = True) -> CascadeCounts:
 
 
 def footprint(cascade: Cascade, tensor: str, symbols: dict[str, sympy.Symbol], batch: bool = True) -> sympy.Expr:
-    """Elements of ``tensor`` fully materialized; a recurrence holds its iterates 0 to N.
+    """Return the elements of ``tensor`` fully materialized; a recurrence stores its iterates 0 to N.
 
-    A tensor over every sub-rank of a partition holds the whole rank's
-    coordinates (``M`` for ``M1 x M0``), as the partial last tile has no more.
+    A tensor over every sub-rank of a partition has the whole rank's
+    coordinates (``M`` for ``M1 x M0``), because the partial last tile has no more.
     """
     ranks = list(cascade.tensor_ranks(tensor) if batch else cascade.tensors[tensor])
     iterative = recurrence_positions(cascade).get(tensor)

@@ -12,7 +12,7 @@ Statements::
     operator phi(x) charged as exp + add via einsum_cascades.operators:elu_plus_one
     input Q[e,p], K[e,m], V[f,m]
     output AV[f,p]
-    iterate m1 until m1 >= M1    # or the paper's  ⋄ : m1 ≥ M1
+    iterate m1 until m1 >= M1    # or, as in the FuseMax paper,  ⋄ : m1 ≥ M1
     reference AV = softmax_attention(Q, K, V)
     init:                        # Einsums evaluated once, before the recurrence
       RM[m1 : m1 = 0, p] = -inf
@@ -159,7 +159,7 @@ class _StatementParser:
 
     def _statement_cascade(self, line: Line, head) -> None:
         if self.draft.name is not None:
-            raise CascadeError("a file holds one cascade, and it is already named", line.position(head))
+            raise CascadeError("duplicate cascade statement: a file contains one cascade, and it is already named", line.position(head))
         self.draft.name = self._glued(line, "a cascade name")
         line.expect_end()
 
@@ -296,6 +296,7 @@ class _StatementParser:
             token = line.expect_name(f"'{word}'")
             if token.text != word:
                 raise CascadeError(f"expected '{word}', found {token.text!r}", line.position(token))
+
         charge = [self._charge_term(line)]
         while line.at("+"):
             line.take()
@@ -317,6 +318,7 @@ class _StatementParser:
                 identity = identity.value
             else:
                 raise CascadeError(f"expected 'via' or 'identity', found {keyword.text!r}", line.position(keyword))
+
         definition = OperatorDef(
             name.text, tuple(parameters), tuple(charge), implementation, identity, position=line.position(name)
         )

@@ -24,7 +24,7 @@ CASES = [
     pytest.param(HEADER + "einsums:\n  Y[m] = B[k, m1*m0]\n",
                  "a term of a rank expression may use one rank variable, but m1*m0 uses m1, m0; rank expressions "
                  "are affine, as m1*M0 + m0", 5, 15, id="syntax-non-affine"),
-    pytest.param("cascade t\ncascade u\n", "a file holds one cascade, and it is already named", 2, 1,
+    pytest.param("cascade t\ncascade u\n", "duplicate cascade statement: a file contains one cascade, and it is already named", 2, 1,
                  id="syntax-second-cascade"),
     pytest.param("cascade t\nranks K K\n", "rank K is declared twice", 2, 9, id="syntax-rank-twice"),
     pytest.param(HEADER + "einsums:\n  Y[m] = A[k] · B[k,m]\n",
@@ -146,7 +146,7 @@ CASES = [
                  "mul, or a user-defined operator declared with 'identity VALUE')", 6, 3, id="operator-reduce"),
     # -- references ------------------------------------------------------------
     pytest.param(HEADER + "reference Y = magic(A)\neinsums:\n  Y = A[k]\n",
-                 "unknown reference function 'magic'; valid: dot_times_sum, layernorm, linear_attention, rmsnorm, "
+                 "unknown reference function 'magic'; valid: contraction, dot_times_sum, layernorm, linear_attention, rmsnorm, "
                  "sigmoid_attention, softmax, softmax_attention", 4, 15, id="reference-unknown"),
     pytest.param(HEADER + "reference Y = softmax_attention(A, B)\neinsums:\n  Y = A[k]\n",
                  "softmax_attention takes 3 tensors (Q, K, V), got 2", 4, 15, id="reference-tensor-count"),

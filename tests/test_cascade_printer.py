@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from einsum_cascades.builder import CascadeBuilder, exp, maximum, minimum, sigmoid
+from einsum_cascades.builder import CascadeBuilder, Node, as_expr, exp, maximum, minimum, sigmoid
 from einsum_cascades.ir import Call
+from einsum_cascades.operators import default_merge
 from einsum_cascades.library import library_names, load_library_cascade
 from einsum_cascades.printer import format_affine, format_cascade, format_einsum, format_expr
 from einsum_cascades.syntax import parse_cascade
@@ -126,7 +127,7 @@ def cascades(draw):
         def leaf():
             kind = draw(st.sampled_from(["access", "access", "constant", "size"]))
             if kind == "constant":
-                return draw(CONSTANTS)
+                return Node(as_expr(draw(CONSTANTS)))
             if kind == "size":
                 return c.size(draw(st.sampled_from(ranks)))
             name = draw(st.sampled_from(sorted(available)))
@@ -155,22 +156,15 @@ def cascades(draw):
                 return phi(expression(depth - 1))
             left, right = expression(depth - 1), expression(depth - 1)
             if kind == "sub_exp":
-                from einsum_cascades.builder import Node, as_expr
-
                 return Node(Call("sub_exp", (as_expr(left), as_expr(right))))
             functions = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
                          "/": lambda a, b: a / b, "max": maximum, "min": minimum}
-            node = functions.get(kind, maximum)(left, right)
-            return node
-
-        from einsum_cascades.builder import Node, as_expr
+            return functions.get(kind, maximum)(left, right)
 
         expr = expression(3)
-        if not isinstance(expr, Node):
-            expr = Node(as_expr(expr))
         merge_for: dict[str, str] = {}
         expr = Node(_remerge(expr.expr, merge_for, draw))
-        variables = list(dict.fromkeys(v for v in used if not (partitioned and v in ("m1", "m0") and False)))
+        variables = list(dict.fromkeys(used))
         kept = draw(st.permutations(variables)) if variables else []
         kept = kept[: draw(st.integers(0, len(kept)))] if kept else []
         output_name = f"T{number}"
@@ -191,8 +185,6 @@ def _remerge(expr, merge_for, draw):
     args = tuple(_remerge(arg, merge_for, draw) for arg in expr.args)
     if expr.operator not in merge_for:
         merge_for[expr.operator] = draw(st.sampled_from([None, None, *MERGES]))
-    from einsum_cascades.operators import default_merge
-
     merge = merge_for[expr.operator]
     return Call(expr.operator, args, None if merge == default_merge(expr.operator) else merge)
 

@@ -822,7 +822,7 @@ def test_load_cascade_error_names_file(tmp_path):
     assert str(info.value).startswith(f"{path}:6:20: unknown reduction operator 'prod'")
 
 
-# -- more spellings: the paper's Unicode symbols and their ASCII forms ---------------
+# -- more spellings: the FuseMax paper's Unicode symbols and their ASCII forms --------
 
 FILTER_HEADER = "cascade spelling\nranks K M\ninput A[k], B[k,m]\noutput Y[m]\neinsums:\n"
 

@@ -1,9 +1,9 @@
 """``fusemax cascade``: show, run, check and rewrite Extended-Einsum cascades.
 
-``show`` prints a cascade with its symbolic operation counts, ``run`` executes
-it with numpy in float64 and saves every tensor, ``check`` compares its output
-with the reference definition its file declares, and ``rewrite`` prints it
-rewritten to fewer passes over its softmax rank.  A cascade is a library name
+``show`` prints a cascade with its symbolic operation counts.  ``run``
+executes it with numpy in float64 and saves every tensor.  ``check`` compares
+its output with the reference definition its file declares.  ``rewrite``
+prints it rewritten to fewer passes over its softmax rank.  A cascade is a library name
 (``fusemax cascade list``) or a path to a ``.cascade`` file.
 """
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``cascade`` sub-command and its actions."""
     parser = commands.add_parser("cascade", help="show, run, check or rewrite an Extended-Einsum cascade",
-                                 description=__doc__.split("\n\n")[1].replace("\n", " "))
+                                 description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", ""))
     actions = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
 
     show = actions.add_parser("show", help="print the cascade, its operators and its symbolic counts")
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
     unknown = sorted(set(given) - set(cascade.tensors))
     if unknown:
         raise CascadeError(
-            f"--inputs file holds {', '.join(unknown)}, which cascade {cascade.name} does not have; its inputs: "
+            f"--inputs file contains {', '.join(unknown)}, which cascade {cascade.name} does not have; its inputs: "
             f"{', '.join(cascade.inputs)}"
         )
     inputs = {**random_inputs(cascade, sizes, args.seed, args.scale), **{k: v for k, v in given.items() if k in cascade.inputs}}
