@@ -27,21 +27,28 @@ True
 
 from __future__ import annotations
 
-import math
-import sys
 from typing import Callable, Iterable
 
+from einsum_cascades.actions import ReduceAction
+from einsum_cascades.builder_expressions import (
+    Affine,
+    Node,
+    caller_position,
+    as_expr,
+    exp,
+    maximum,
+    minimum,
+    sigmoid,
+)
 from einsum_cascades.checks import Draft, build_cascade, make_einsum
 from einsum_cascades.errors import CascadeError
-from einsum_cascades.expressions import ExpressionParser, ParseContext, ReduceAction, exp_of
+from einsum_cascades.expressions import ExpressionParser, ParseContext
 from einsum_cascades.ir import (
     Access,
     AffineExpr,
     Call,
     Cascade,
     Condition,
-    Constant,
-    Expr,
     Index,
     Iteration,
     OperatorDef,
@@ -52,178 +59,11 @@ from einsum_cascades.ir import (
     Term,
 )
 from einsum_cascades.lexer import Line
-from einsum_cascades.operators import default_merge
+__all__ = ["Affine", "CascadeBuilder", "Node", "TensorHandle", "as_expr", "exp", "maximum", "minimum", "sigmoid"]
 
-_MERGE_NAMES = {
-    "intersection": "intersection", "∩": "intersection", "&": "intersection",
-    "union": "union", "∪": "union", "U": "union",
-    "one_sided": "one_sided", "←": "one_sided", "<-": "one_sided",
-    "pass_through": "pass_through", "1": "pass_through",
-}
 _REDUCE_NAMES = {"sum": "add", "add": "add", "+": "add", "max": "max", "min": "min", "mul": "mul", "*": "mul"}
 _POPULATE_NAMES = {None: None, "=": None, "+=": "add", "add": "add", "max": "max", "max=": "max", "min": "min",
                    "min=": "min"}
-
-
-def _caller(depth: int = 2) -> SourcePosition:
-    """Position of the user's call: the first frame outside this module."""
-    frame = sys._getframe(depth)
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
-        frame = frame.f_back
-    if frame is None:
-        return SourcePosition("<builder>", 1, 1)
-    return SourcePosition(frame.f_code.co_filename, frame.f_lineno, 1)
-
-
-class Affine:
-    """A rank expression built in Python: ``m1 * M0 + m0``; comparisons give filters."""
-
-    def __init__(self, expr: AffineExpr):
-        self.expr = expr
-
-    @staticmethod
-    def _of(value: "Affine | int") -> AffineExpr:
-        if isinstance(value, Affine):
-            return value.expr
-        if isinstance(value, int) and not isinstance(value, bool):
-            return AffineExpr((Term(value, ()),))
-        raise CascadeError(f"a rank expression combines rank variables, rank sizes and integers, not {value!r}", _caller())
-
-    def __add__(self, other):
-        return Affine(AffineExpr(self.expr.terms + self._of(other).terms))
-
-    __radd__ = __add__
-
-    def __sub__(self, other):
-        negated = tuple(Term(-t.coefficient, t.factors) for t in self._of(other).terms)
-        return Affine(AffineExpr(self.expr.terms + negated))
-
-    def __rsub__(self, other):
-        return Affine(self._of(other)) - self
-
-    def __mul__(self, other):
-        other_expr = self._of(other)
-        terms = []
-        for left in self.expr.terms:
-            for right in other_expr.terms:
-                factors = left.factors + right.factors
-                if len([f for f in factors if f.islower()]) > 1:
-                    raise CascadeError("a rank expression is affine: a term may hold one rank variable", _caller())
-                terms.append(Term(left.coefficient * right.coefficient, factors))
-        return Affine(AffineExpr(tuple(terms)))
-
-    __rmul__ = __mul__
-
-    def _compare(self, operator: str, other) -> Condition:
-        return Condition(self.expr, operator, self._of(other))
-
-    def __le__(self, other):
-        return self._compare("<=", other)
-
-    def __lt__(self, other):
-        return self._compare("<", other)
-
-    def __ge__(self, other):
-        return self._compare(">=", other)
-
-    def __gt__(self, other):
-        return self._compare(">", other)
-
-    def eq(self, other) -> Condition:
-        """Return the filter ``self = other`` (``==`` keeps its Python meaning)."""
-        return self._compare("=", other)
-
-    def ne(self, other) -> Condition:
-        """Return the filter ``self != other``."""
-        return self._compare("!=", other)
-
-    def where(self, *conditions: Condition) -> Index:
-        """This rank expression as an index that exists only where every condition holds."""
-        return Index(self.expr, tuple(conditions))
-
-
-class Node:
-    """An expression of the right-hand side, wrapping an IR expression."""
-
-    def __init__(self, expr: Expr):
-        self.expr = expr
-
-    def _binary(self, operator: str, other, reverse: bool = False) -> "Node":
-        other_expr = as_expr(other)
-        args = (other_expr, self.expr) if reverse else (self.expr, other_expr)
-        return Node(Call(operator, args))
-
-    def __add__(self, other):
-        return self._binary("add", other)
-
-    def __radd__(self, other):
-        return self._binary("add", other, reverse=True)
-
-    def __sub__(self, other):
-        return self._binary("sub", other)
-
-    def __rsub__(self, other):
-        return self._binary("sub", other, reverse=True)
-
-    def __mul__(self, other):
-        return self._binary("mul", other)
-
-    def __rmul__(self, other):
-        return self._binary("mul", other, reverse=True)
-
-    def __truediv__(self, other):
-        return self._binary("div", other)
-
-    def __rtruediv__(self, other):
-        return self._binary("div", other, reverse=True)
-
-    def merge(self, merge: str) -> "Node":
-        """Return the same operator application with another merge.
-
-        The merge is ``intersection`` (∩), ``union`` (∪), ``one_sided`` (←) or
-        ``pass_through`` (1).
-        """
-        if not isinstance(self.expr, Call):
-            raise CascadeError("only an operator application has a merge", _caller())
-        name = _MERGE_NAMES.get(merge)
-        if name is None:
-            raise CascadeError(f"unknown merge {merge!r}; valid: {', '.join(sorted(set(_MERGE_NAMES.values())))}", _caller())
-        return Node(Call(self.expr.operator, self.expr.args, None if name == default_merge(self.expr.operator) else name))
-
-
-def as_expr(value) -> Expr:
-    """Turn a :class:`Node` or a Python number into an IR expression."""
-    if isinstance(value, Node):
-        return value.expr
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CascadeError(f"an expression is a tensor access, a number or an operator application, not {value!r}", _caller())
-    if isinstance(value, float) and math.isnan(value):
-        raise CascadeError("a constant may not be NaN", _caller())
-    if isinstance(value, int):
-        return Constant(float(value), str(value))
-    if math.isinf(value):
-        return Constant(value, "inf" if value > 0 else "-inf")
-    return Constant(value, repr(value))
-
-
-def exp(x) -> Node:
-    """``e^x``; ``exp(a - b)`` is the fused subtract-then-exp operator, as in the text language."""
-    return Node(exp_of(as_expr(x)))
-
-
-def maximum(a, b) -> Node:
-    """``max(a, b)`` as a map action (merge ∪)."""
-    return Node(Call("max", (as_expr(a), as_expr(b))))
-
-
-def minimum(a, b) -> Node:
-    """``min(a, b)`` as a map action (merge ∪)."""
-    return Node(Call("min", (as_expr(a), as_expr(b))))
-
-
-def sigmoid(x) -> Node:
-    """``σ(x) = 1 / (1 + e^-x)``."""
-    return Node(Call("sigmoid", (as_expr(x),)))
 
 
 class TensorHandle:
@@ -236,19 +76,19 @@ class TensorHandle:
     def __getitem__(self, indices) -> Node:
         if not isinstance(indices, tuple):
             indices = (indices,)
-        position = _caller()
+        position = caller_position()
         return Node(Access(self.name, tuple(self.builder._index(item, position) for item in indices), position))
 
     def access(self) -> Node:
         """Return the tensor with no index (a scalar, or a tensor whose only ranks are batch ranks)."""
-        return Node(Access(self.name, (), _caller()))
+        return Node(Access(self.name, (), caller_position()))
 
 
 class CascadeBuilder:
     """Build a :class:`Cascade` statement by statement, as the text language would."""
 
     def __init__(self, name: str, description: str = ""):
-        self.draft = Draft(path="<builder>", name=name, description=description.strip(), start=_caller())
+        self.draft = Draft(path="<builder>", name=name, description=description.strip(), start=caller_position())
         self.context = ParseContext("<builder>", ranks=self.draft.ranks)
 
     # -- declarations -------------------------------------------------------
@@ -257,9 +97,9 @@ class CascadeBuilder:
         """Declare ranks, as ``"B H E F M P"``."""
         for name in _split(names):
             if not name[:1].isupper():
-                raise CascadeError(f"rank {name!r} must start with an upper-case letter", _caller())
+                raise CascadeError(f"rank {name!r} must start with an upper-case letter", caller_position())
             if name in self.draft.ranks:
-                raise CascadeError(f"rank {name} is declared twice", _caller())
+                raise CascadeError(f"rank {name} is declared twice", caller_position())
             self.draft.ranks.append(name)
 
     def batch(self, names: str | Iterable[str]) -> None:
@@ -272,7 +112,7 @@ class CascadeBuilder:
         """Split ``rank`` into sub-ranks, outermost first: ``partition("M", "M1", "M0")``."""
         self._require_rank(rank)
         if len(parts) < 2:
-            raise CascadeError("a partition needs at least two sub-ranks, as in partition('M', 'M1', 'M0')", _caller())
+            raise CascadeError("a partition needs at least two sub-ranks, as in partition('M', 'M1', 'M0')", caller_position())
         self.draft.partitions.append(Partition(rank, tuple(parts)))
         for part in parts:
             if part not in self.draft.ranks:
@@ -280,7 +120,7 @@ class CascadeBuilder:
 
     def _require_rank(self, name: str) -> None:
         if name not in self.draft.ranks:
-            raise CascadeError(f"undeclared rank {name!r}; declared ranks: {' '.join(self.draft.ranks) or '(none)'}", _caller())
+            raise CascadeError(f"undeclared rank {name!r}; declared ranks: {' '.join(self.draft.ranks) or '(none)'}", caller_position())
 
     def inputs(self, *declarations: str) -> list[TensorHandle]:
         """Declare input tensors, as ``"Q[e,p]"``, and return their handles."""
@@ -288,7 +128,7 @@ class CascadeBuilder:
         for declaration in declarations:
             name, ranks = self._declaration(declaration)
             self.draft.inputs[name] = ranks
-            self.draft.input_positions[name] = _caller()
+            self.draft.input_positions[name] = caller_position()
             handles.append(TensorHandle(self, name))
         return handles
 
@@ -296,7 +136,7 @@ class CascadeBuilder:
         """Declare the output tensors, as ``"AV[f,p]"``."""
         for declaration in declarations:
             name, ranks = self._declaration(declaration)
-            self.draft.outputs.append((name, ranks, _caller()))
+            self.draft.outputs.append((name, ranks, caller_position()))
 
     def _declaration(self, text: str) -> tuple[str, tuple[str, ...]]:
         name, _, rest = text.partition("[")
@@ -307,7 +147,7 @@ class CascadeBuilder:
                 raise CascadeError(
                     f"rank variable {variable!r} has no declared rank {variable.upper()!r}; declared ranks: "
                     f"{' '.join(self.draft.ranks)}",
-                    _caller(),
+                    caller_position(),
                 )
             ranks.append(variable.upper())
         return name.strip(), tuple(ranks)
@@ -342,7 +182,7 @@ class CascadeBuilder:
         if implementation is None and function is not None and "<" not in getattr(function, "__qualname__", "<"):
             implementation = f"{function.__module__}:{function.__qualname__}"
         charge = ((charged_as, 1),) if isinstance(charged_as, str) else tuple(charged_as.items())
-        definition = OperatorDef(name, tuple(parameters), charge, implementation, identity, function, _caller())
+        definition = OperatorDef(name, tuple(parameters), charge, implementation, identity, function, caller_position())
         self.draft.operators.append(definition)
         self.context.operators[name] = definition
 
@@ -353,7 +193,7 @@ class CascadeBuilder:
 
     def iterate(self, variable: str, until: str) -> None:
         """Make ``variable`` iterative, stopping when ``until`` (``"m1 >= M1"``) holds."""
-        position = _caller()
+        position = caller_position()
         condition = self._filters(until, position)
         if len(condition) != 1:
             raise CascadeError("a stopping condition is one comparison, as 'm1 >= M1'", position)
@@ -365,7 +205,7 @@ class CascadeBuilder:
     def reference(self, output: str, function: str, *tensors: str, **options) -> None:
         """Declare the reference definition, as ``reference("AV", "softmax_attention", "Q", "K", "V")``."""
         values = tuple((key, str(value)) for key, value in options.items())
-        self.draft.reference = Reference(output, function, tuple(tensors), values, _caller())
+        self.draft.reference = Reference(output, function, tuple(tensors), values, caller_position())
 
     # -- Einsums ------------------------------------------------------------
 
@@ -392,7 +232,7 @@ class CascadeBuilder:
         self._add(output, expr, reduce, populate, initialization=True)
 
     def _add(self, output, expr, reduce, populate, initialization: bool) -> None:
-        position = _caller()
+        position = caller_position()
         if isinstance(output, TensorHandle):
             output = Node(Access(output.name, (), position))
         if not isinstance(output, Node) or not isinstance(output.expr, Access):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from einsum_cascades.errors import CascadeError
-from einsum_cascades.expressions import ReduceAction
+from einsum_cascades.actions import ReduceAction
 from einsum_cascades.ir import (
     Access,
     Call,

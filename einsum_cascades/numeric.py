@@ -159,28 +159,132 @@ def evaluate_einsum(
         output rank.
     """
     grid = _Grid(cascade, einsum, sizes, fixed or {})
-    values, present = _evaluate(einsum.expr, grid, store, functions)
-    shape = tuple(grid.shape)
-    values = np.broadcast_to(values, shape)
-    present = np.broadcast_to(present, shape).copy()
+    masks = _space_masks(cascade, einsum, grid, sizes)
+    batch = len(cascade.batch_ranks)
+    kept = batch + len(einsum.output.indices)
+    axes = tuple(range(kept, grid.ndim))
 
+    contracted = None
+    if axes and einsum.reduce_operator == "add":
+        contracted = _contract(einsum.expr, grid, store, masks, kept)
+    if contracted is not None:
+        values, present = contracted
+    else:
+        values, present = _evaluate(einsum.expr, grid, store, functions)
+        shape = tuple(grid.shape)
+        values = np.broadcast_to(values, shape)
+        present = np.broadcast_to(present, shape).copy()
+        for mask in masks:
+            present &= mask
+        if axes:
+            values, present = _reduce(einsum, cascade, values, present, axes, functions)
+    _write(einsum, grid, store[einsum.name], values, present, batch)
+
+
+def _space_masks(cascade: Cascade, einsum: Einsum, grid: _Grid, sizes: dict[str, int]) -> list[np.ndarray]:
+    """Points that exist: partition bounds ``m1*M0 + m0 < M`` and the filters of the output."""
+    masks = []
     for partition in cascade.partitions:
         if all(part.lower() in grid.coordinates for part in partition.parts):
             coordinate: np.ndarray | int = 0
             for position, part in enumerate(partition.parts):
                 stride = prod(sizes[p] for p in partition.parts[position + 1 :])
                 coordinate = coordinate + grid.coordinates[part.lower()] * stride
-            present &= coordinate < sizes[partition.rank]
+            masks.append(np.asarray(coordinate < sizes[partition.rank]))
     for index in einsum.output.indices:
         for condition in index.filters:
-            present &= grid.holds(condition)
+            masks.append(np.asarray(grid.holds(condition)))
+    return masks
 
-    batch = len(cascade.batch_ranks)
-    kept = batch + len(einsum.output.indices)
-    axes = tuple(range(kept, grid.ndim))
-    if axes:
-        values, present = _reduce(einsum, cascade, values, present, axes, functions)
-    _write(einsum, grid, store[einsum.name], values, present, batch)
+
+def _factors(expr: Expr) -> list[Expr] | None:
+    """Leaves of a product of accesses and finite constants with the default merge, or None."""
+    if isinstance(expr, Access):
+        return [expr]
+    if isinstance(expr, Constant):
+        return [expr] if np.isfinite(expr.value) else None
+    if isinstance(expr, Call) and expr.operator == "mul" and expr.merge is None:
+        leaves: list[Expr] = []
+        for arg in expr.args:
+            found = _factors(arg)
+            if found is None:
+                return None
+            leaves.extend(found)
+        return leaves
+    return None
+
+
+def _contract(expr: Expr, grid: _Grid, store: dict[str, TensorData], masks: list[np.ndarray], kept: int):
+    """Sum-reduce a product of operands with ``numpy.einsum``, without forming the whole iteration space.
+
+    Gives the same values as the general path: an empty operand, a point past
+    a partition bound or outside an output filter adds nothing, and an output
+    coordinate with no existing point stays empty.  Returns None when an
+    operand contains an infinity, where ``0 * inf`` would differ.
+    """
+    leaves = _factors(expr)
+    if leaves is None:
+        return None
+    full = (1,) * grid.ndim
+    shape = tuple(grid.shape[:kept])
+
+    def shaped(array: np.ndarray) -> np.ndarray:
+        return np.reshape(array, array.shape if array.ndim == grid.ndim else full)
+
+    # Masks over output axes only are applied after the reduction; the others join the contraction.
+    after = [m for m in masks if all(size == 1 for size in shaped(m).shape[kept:])]
+    inside = [m for m in masks if not any(m is other for other in after)]
+    scale = 1.0
+    values: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    dense = not inside
+    for leaf in leaves:
+        if isinstance(leaf, Constant):
+            scale *= leaf.value
+            continue
+        value, present = _read(leaf, grid, store[leaf.tensor])
+        masked = np.where(present, value, 0.0)
+        if not np.all(np.isfinite(masked)):
+            return None
+        dense = dense and bool(np.all(present))
+        values.append(shaped(masked))
+        counts.append(shaped(present).astype(np.float64))
+    for mask in inside:
+        values.append(shaped(mask).astype(np.float64))
+        counts.append(values[-1])
+    if not values:
+        return None
+
+    reduced = _einsum(values, grid, kept) * scale
+    if dense:
+        exists = np.ones(shape, dtype=bool)
+    else:
+        exists = _einsum(counts, grid, kept) > 0
+    for mask in after:
+        exists = exists & np.reshape(shaped(mask), shaped(mask).shape[:kept])
+    return np.where(exists, reduced, 0.0), exists
+
+
+def _einsum(operands: list[np.ndarray], grid: _Grid, kept: int) -> np.ndarray:
+    """Sum the product of grid-shaped operands over the axes past ``kept``, squeezing their length-1 axes.
+
+    Squeezed operands let ``numpy.einsum`` pick matrix products instead of
+    broadcasting over the whole iteration space.
+    """
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    squeezed = []
+    subscripts = []
+    used: set[int] = set()
+    for operand in operands:
+        axes = [axis for axis in range(grid.ndim) if operand.shape[axis] != 1 or grid.shape[axis] == 1]
+        squeezed.append(np.reshape(operand, [operand.shape[axis] for axis in axes]))
+        subscripts.append("".join(letters[axis] for axis in axes))
+        used.update(axes)
+    output = [axis for axis in range(kept) if axis in used]
+    spec = ",".join(subscripts) + "->" + "".join(letters[axis] for axis in output)
+    result = np.einsum(spec, *squeezed, optimize=True)
+    shape = [grid.shape[axis] if axis in output else 1 for axis in range(kept)]
+    return np.broadcast_to(np.reshape(result, shape), tuple(grid.shape[:kept]))
 
 
 def _reduce(einsum: Einsum, cascade: Cascade, values, present, axes, functions):
@@ -200,7 +304,6 @@ def _reduce(einsum: Einsum, cascade: Cascade, values, present, axes, functions):
 
 
 def _write(einsum: Einsum, grid: _Grid, target: TensorData, values, present, batch: int) -> None:
-    kept = batch + len(einsum.output.indices)
     coordinates: list[np.ndarray] = [np.arange(grid.shape[axis]) for axis in range(batch)]
     for position, entry in enumerate(einsum.output.indices):
         axis = batch + position

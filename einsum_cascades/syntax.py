@@ -30,6 +30,7 @@ from pathlib import Path
 
 from einsum_cascades.checks import Draft, build_cascade, make_einsum
 from einsum_cascades.errors import CascadeError
+from einsum_cascades.actions import ActionParser
 from einsum_cascades.expressions import ExpressionParser, ParseContext
 from einsum_cascades.ir import Access, Cascade, Einsum, Expr, Iteration, OperatorDef, Partition, Reference
 from einsum_cascades.lexer import Line, blank_comments
@@ -382,6 +383,7 @@ class _StatementParser:
     def _einsum(self, line: Line) -> None:
         start = line.peek()
         parser = ExpressionParser(line, self.context)
+        actions = ActionParser(parser)
         output = parser.access()
         populate = None
         token = line.peek()
@@ -398,9 +400,9 @@ class _StatementParser:
         maps, reduces = [], []
         if line.at("::"):
             line.take()
-            maps, reduces = parser.actions()
+            maps, reduces = actions.parse()
         line.expect_end()
-        expr = parser.apply_maps(expr, maps)
+        expr = actions.apply_maps(expr, maps)
         for action in maps:
             if action.variables and not set(action.variables) <= set(_variables(output, expr)):
                 raise CascadeError(

@@ -256,3 +256,18 @@ def test_iterative_rank_size_must_match_stop():
     cascade = load_library_cascade("cascade3")
     with pytest.raises(CascadeError, match=r"iterative rank I has size 5, but its stopping condition"):
         execute(cascade, {"K": 4, "I": 5})
+
+
+@pytest.mark.parametrize("name", ["attention-1pass-causal", "attention-sliding-window", "attention-2pass", "cascade3"])
+def test_contraction_path_matches_general_path(name, monkeypatch):
+    from einsum_cascades import numeric
+
+    cascade = load_library_cascade(name)
+    sizes = {rank: size for rank, size in dict(B=1, H=2, E=3, F=2, M=19, P=19, M0=4, W=5, K=6).items()
+             if rank in cascade.ranks}
+    fast = execute(cascade, sizes, seed=11)
+    monkeypatch.setattr(numeric, "_factors", lambda expr: None)
+    general = execute(cascade, sizes, seed=11)
+    for tensor in cascade.tensors:
+        assert np.array_equal(fast.present[tensor], general.present[tensor]), tensor
+        assert np.allclose(fast.tensor(tensor), general.tensor(tensor), rtol=1e-13, atol=0), tensor
