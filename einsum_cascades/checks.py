@@ -79,7 +79,8 @@ def make_einsum(
         found = index.expr.variables
         if len(found) != 1:
             raise CascadeError(
-                "each output index must use exactly one rank variable (such as m1 or m1+1)", position
+                "each output index must use exactly one rank variable (such as m1 or m1+1); write one fixed "
+                "coordinate as a filter, as RM[m1 : m1 = 0, p]", position
             )
         if found[0] in output_variables:
             raise CascadeError(

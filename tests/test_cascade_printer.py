@@ -110,6 +110,10 @@ def cascades(draw):
     if draw(st.booleans()):
         phi = c.operator("phi", None, charged_as={"exp": 1, "add": 2},
                          implementation=draw(st.sampled_from([None, "numpy:tanh"])))
+    reductions = [None, "max", "min", "mul"]
+    if draw(st.booleans()):
+        c.operator("biggest", None, parameters=("a", "b"), charged_as="max", identity=-math.inf)
+        reductions.append("biggest")
 
     available: dict[str, tuple[str, ...]] = {}
     for position in range(draw(st.integers(1, 3))):
@@ -171,10 +175,22 @@ def cascades(draw):
         output = c.tensors(output_name)[0]
         output_access = output[tuple(kept)] if kept else output
         reduced = [v for v in variables if v not in kept]
-        reduce = draw(st.sampled_from([None, "max", "min", "mul"])) if reduced else None
+        reduce = draw(st.sampled_from(reductions)) if reduced else None
         populate = draw(st.sampled_from([None, None, "+=", "max="]))
         c.einsum(output_access, expr, reduce=reduce, populate=populate)
         available[output_name] = tuple(v.upper() for v in kept)
+
+    if "K" in ranks and draw(st.booleans()):
+        # A recurrence over k: its initialization, a step that reads the previous iterate, and the last iterate.
+        c.iterate("k", until=draw(st.sampled_from(["k >= K", "k > K - 1"])))
+        running, final = c.tensors("R FINAL")
+        c.init(running["k : k = 0"], draw(CONSTANTS))
+        step = running["k"] * 0.5 + 1 if draw(st.booleans()) else exp(running["k"] - 1)
+        scalars = sorted(name for name, tensor_ranks in available.items() if not tensor_ranks)
+        if scalars and draw(st.booleans()):
+            step = maximum(step, c.tensors(draw(st.sampled_from(scalars)))[0].access())
+        c.einsum(running["k+1"], step)
+        c.einsum(final, running["K"])
     return c.build()
 
 

@@ -789,12 +789,14 @@ ERROR_CASES = [
     ),
     pytest.param(
         einsum_line("  Y[0] = B[k,m]"),
-        "each output index must use exactly one rank variable (such as m1 or m1+1)", 6, 3,
+        "each output index must use exactly one rank variable (such as m1 or m1+1); write one fixed coordinate "
+        "as a filter, as RM[m1 : m1 = 0, p]", 6, 3,
         id="output-index-constant",
     ),
     pytest.param(
         einsum_line("  Y[m+k] = B[k,m]"),
-        "each output index must use exactly one rank variable (such as m1 or m1+1)", 6, 3,
+        "each output index must use exactly one rank variable (such as m1 or m1+1); write one fixed coordinate "
+        "as a filter, as RM[m1 : m1 = 0, p]", 6, 3,
         id="output-index-two-variables",
     ),
 ]
