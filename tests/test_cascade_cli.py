@@ -235,3 +235,12 @@ def test_help_runs():
                                capture_output=True, text=True, check=False)
     assert completed.returncode == 0
     assert "--sizes" in completed.stdout
+
+
+@pytest.mark.parametrize("name", library_names())
+def test_show_every_library_cascade(capsys, name):
+    status, out, _ = run_cli(capsys, "cascade", "show", name, "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert data["cascade"] == name
+    assert data["total"]
