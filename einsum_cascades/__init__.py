@@ -11,11 +11,14 @@ from einsum_cascades.execute import Execution, execute, random_inputs
 from einsum_cascades.graph import dependency_graph, to_dot, to_json
 from einsum_cascades.ir import Cascade, Einsum
 from einsum_cascades.library import library_names, load_library_cascade, resolve_cascade
+from einsum_cascades.passes import analyze_passes
+from einsum_cascades.rewrite import rewrite_to_passes
 from einsum_cascades.printer import format_cascade
 from einsum_cascades.syntax import load_cascade, parse_cascade
 from einsum_cascades.verify import check_against_reference
 
 __all__ = [
+    "analyze_passes",
     "Cascade",
     "CascadeBuilder",
     "CascadeError",
@@ -31,6 +34,7 @@ __all__ = [
     "parse_cascade",
     "random_inputs",
     "resolve_cascade",
+    "rewrite_to_passes",
     "symbolic_counts",
     "to_dot",
     "to_json",
