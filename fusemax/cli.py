@@ -21,7 +21,7 @@ from fusemax.errors import SpecError
 from fusemax.mapping import load_mapping
 from fusemax.model.evaluate import Evaluation, evaluate_best
 from fusemax.specs import MODEL_VARIANTS
-from fusemax.workloads import Workload, model_workload, parse_length, parse_shape
+from fusemax.workloads import RankSizes, Workload, model_workload, parse_length, parse_shape, parse_sizes
 
 logger = logging.getLogger("fusemax")
 
@@ -35,16 +35,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_workload_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("workload (one of --model or --shape)")
+    group = parser.add_argument_group("workload (one of --model, --shape or --sizes)")
     group.add_argument("--model", help="paper model: BERT, TrXL, T5 or XLM (batch 64)")
-    group.add_argument("--shape", help="rank sizes, as B=64,H=12,E=64,F=64[,M=4096,P=4096]")
+    group.add_argument("--shape", help="attention rank sizes, as B=64,H=12,E=64,F=64[,M=4096,P=4096]")
+    group.add_argument(
+        "--sizes", help="sizes of any cascade's ranks, as K=768,M=65536,N=768 for the matmul cascade"
+    )
     group.add_argument("--seq-len", help="sequence length M = P, as 4096, 4K or 1M (K = 1024)")
 
 
-def _workload(args: argparse.Namespace) -> Workload:
+def _workload(args: argparse.Namespace) -> Workload | RankSizes:
     seq_len = parse_length(args.seq_len) if args.seq_len is not None else None
-    if (args.model is None) == (args.shape is None):
-        raise SpecError("give exactly one of --model NAME or --shape B=..,H=..,E=..,F=..")
+    given = [flag for flag, value in (("--model", args.model), ("--shape", args.shape), ("--sizes", args.sizes)) if value]
+    if len(given) != 1:
+        raise SpecError(
+            "give exactly one of --model NAME, --shape B=..,H=..,E=..,F=.. (attention) or --sizes R=N,... (any cascade)"
+        )
+    if args.sizes is not None:
+        if seq_len is not None:
+            raise SpecError("--seq-len goes with --model or --shape; give every rank in --sizes instead")
+        return parse_sizes(args.sizes)
     if args.model is not None:
         if seq_len is None:
             raise SpecError("--model needs --seq-len, as --seq-len 4K")
@@ -88,6 +98,9 @@ def _evaluate_command(args: argparse.Namespace) -> int:
 
 def _evaluation_text(result: Evaluation) -> str:
     sizes = ", ".join(f"{k}={v}" for k, v in result.workload.sizes.items())
+    spill_note = ""
+    if result.buffer_bytes > result.arch.global_buffer.capacity_bytes:
+        spill_note = " needed before spilling; the mapping's spill fractions send the excess to DRAM"
     lines = [
         f"{result.mapping.source} on {result.arch.source}, {result.workload.model or 'shape'} ({sizes})",
         f"  latency        {result.latency_s:.6g} s ({result.cycles:.6g} cycles; compute {result.compute_s:.6g} s, "
@@ -95,8 +108,17 @@ def _evaluation_text(result: Evaluation) -> str:
         f"  DRAM traffic   {result.traffic_bytes:.6g} bytes",
         f"  energy         {result.energy_pj:.6g} pJ",
         f"  utilization    2D {result.utilization['array2d']:.4f}, 1D {result.utilization['array1d']:.4f}",
-        f"  global buffer  {result.buffer_bytes} of {result.arch.global_buffer.capacity_bytes} bytes",
+        f"  global buffer  {result.buffer_bytes} of {result.arch.global_buffer.capacity_bytes} bytes{spill_note}",
     ]
+    if "[" in result.mapping.name:
+        lines.insert(1, f"  tiling         {result.mapping.name} (the best of the mapping's alternatives)")
+    if len(result.phases) > 1:
+        lines.append("  phases (each overlaps its own compute and memory time; latency is their sum):")
+        for phase in result.phases:
+            lines.append(
+                f"    {phase.name:<10} latency {phase.latency_s:.6g} s (compute {phase.compute_s:.6g} s, "
+                f"memory {phase.memory_s:.6g} s)"
+            )
     chosen = {f: s for f, s in result.factors.size.items() if f not in result.factors.rank_size}
     if chosen:
         lines.append("  factors        " + ", ".join(f"{f}={s}" for f, s in chosen.items()))

@@ -183,3 +183,33 @@ def linear_layers(workload: Workload) -> list[LinearLayer]:
         LinearLayer(name, RankSizes({"K": k, "M": tokens, "N": n}, workload.model, workload.length_label), count)
         for name, k, n, count in shapes
     ]
+
+
+def parse_sizes(text: str) -> RankSizes:
+    """Parse ``R=N,...`` into sizes for any cascade's ranks (``K=768,M=64K,N=768``).
+
+    Raises
+    ------
+    SpecError
+        On a malformed entry, a rank given twice or a non-positive size.
+
+    Examples
+    --------
+    >>> parse_sizes("K=768,M=64K,N=768").sizes
+    {'K': 768, 'M': 65536, 'N': 768}
+    """
+    sizes: dict[str, int] = {}
+    for entry in str(text).split(","):
+        if not entry.strip():
+            continue
+        if "=" not in entry:
+            raise SpecError(f"--sizes: invalid entry {entry.strip()!r}; write RANK=SIZE, as K=768")
+        rank, raw = (part.strip() for part in entry.split("=", 1))
+        if not rank or not rank[0].isupper():
+            raise SpecError(f"--sizes: invalid rank name {rank!r}; rank names start with an upper-case letter")
+        if rank in sizes:
+            raise SpecError(f"--sizes: rank {rank} is given twice; give each rank once")
+        sizes[rank] = parse_length(raw, f"--sizes {rank}")
+    if not sizes:
+        raise SpecError("--sizes: no sizes given; write RANK=SIZE pairs, as K=768,M=65536,N=768")
+    return RankSizes(sizes)

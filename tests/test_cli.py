@@ -247,3 +247,40 @@ def test_version():
     completed = subprocess.run([sys.executable, "-m", "fusemax.cli", "--version"], capture_output=True, text=True)
     assert completed.returncode == 0
     assert completed.stdout.startswith("fusemax ")
+
+
+def test_sizes_workload_for_any_cascade(capsys):
+    status, out, _ = run_cli(capsys, "evaluate", "--arch", "fusemax-cloud", "--mapping", "linear", "--sizes", "K=768,M=65536,N=768", "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert data["traffic_bytes"] == 2 * (768 * 65536 + 768 * 768 + 65536 * 768)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mapping", "linear", "--model", "BERT", "--seq-len", "1K"], "needs sizes for rank(s) K, N; give every rank with --sizes"),
+        (["--mapping", "linear", "--sizes", "K=768,M=65536,N=768,Q=3"], "cascade matmul has no rank(s) Q"),
+        (["--mapping", "linear", "--sizes", "K=768,K=3"], "rank K is given twice"),
+        (["--mapping", "linear", "--sizes", "k=768"], "invalid rank name 'k'"),
+        (["--mapping", "linear", "--sizes", "K=768", "--seq-len", "1K"], "--seq-len goes with --model or --shape"),
+        (["--mapping", "linear", "--sizes", "K=768", "--model", "BERT"], "give exactly one of"),
+    ],
+)
+def test_sizes_errors(capsys, argv, message):
+    status, _, err = run_cli(capsys, "evaluate", "--arch", "fusemax-cloud", *argv)
+    assert status == 2
+    assert message in err
+
+
+def test_unfused_text_lists_phases(capsys):
+    status, out, _ = run_cli(capsys, "evaluate", "--arch", "flat-cloud", "--mapping", "unfused", "--model", "BERT", "--seq-len", "1K")
+    assert status == 0
+    assert "phases" in out
+    assert "softmax" in out
+
+
+def test_passes_dot_to_unwritable_path(capsys):
+    status, _, err = run_cli(capsys, "passes", "attention-3pass", "--dot", "/nonexistent/folder/x.dot")
+    assert status == 2
+    assert "cannot write the file" in err

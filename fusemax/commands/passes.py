@@ -84,7 +84,10 @@ def run_passes(args: argparse.Namespace) -> int:
         if args.dot == "-":
             print(text, end="")
             return 0
-        Path(args.dot).write_text(text, encoding="utf-8")
+        try:
+            Path(args.dot).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise SpecError(f"--dot {args.dot}: cannot write the file: {error.strerror or error}") from None
 
     result = build_result(cascade, report, plan, sizes, args.rows, arch, tie)
     if args.json:

@@ -42,7 +42,7 @@ from fusemax.model.loopnest import (
 from fusemax.model.energy import energy_breakdown_pj
 from fusemax.model.traffic import count_accesses
 from fusemax.specs import evaluate_size
-from fusemax.workloads import Workload
+from fusemax.workloads import RankSizes, Workload
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ def evaluate(arch: Architecture, mapping: Mapping, workload: Workload, row: dict
     """
     cascade = _cascade(mapping.cascade)
     _check_binding(cascade, mapping)
+    _check_sizes(cascade, mapping, workload)
     names = size_names(arch, workload.sizes, row or {})
     factors = _choose_factors(cascade, mapping, arch, names, workload)
     need_words, footprint = buffer_need_words(cascade, mapping, factors)
@@ -267,6 +268,25 @@ def _check_configuration_applies(arch: Architecture, mapping: Mapping) -> None:
                 f"{mapping.source}: its configuration table {mapping.configuration.file} was computed for "
                 f"{key}={_plain(expected)}, but {arch.source} has {key}={values.get(key)}; its dataflow choices and spill "
                 f"fractions do not apply to other sizes"
+            )
+
+
+def _check_sizes(cascade: Cascade, mapping: Mapping, workload) -> None:
+    """Require a size for every rank of the cascade that the mapping does not size itself."""
+    derived = {partition.parts[0] for partition in cascade.partitions} | set(mapping.partition_sizes)
+    needed = [rank for rank in cascade.ranks if rank not in derived]
+    missing = [rank for rank in needed if rank not in workload.sizes]
+    if missing:
+        example = ",".join(f"{rank}=..." for rank in needed)
+        raise SpecError(
+            f"cascade {cascade.name} of {mapping.source} needs sizes for rank(s) {', '.join(missing)}; "
+            f"give every rank with --sizes {example}"
+        )
+    if isinstance(workload, RankSizes):
+        unknown = [rank for rank in workload.sizes if rank not in needed]
+        if unknown:
+            raise SpecError(
+                f"--sizes: cascade {cascade.name} has no rank(s) {', '.join(unknown)}; its ranks: {', '.join(needed)}"
             )
 
 
