@@ -133,10 +133,29 @@ def _apply(call: Call, operands, functions) -> tuple[np.ndarray, np.ndarray]:
             present = np.logical_or.reduce(np.broadcast_arrays(*presents)) if len(presents) > 1 else presents[0]
         else:
             present = np.True_
-    function = BUILTINS[call.operator].function if call.operator in BUILTINS else functions[call.operator]
+    builtin = call.operator in BUILTINS
+    function = BUILTINS[call.operator].function if builtin else functions[call.operator]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        result = np.asarray(function(*values), dtype=np.float64)
+        if builtin:
+            result = np.asarray(function(*values), dtype=np.float64)
+        else:
+            result = _call_user_operator(call.operator, function, values)
     return np.where(present, result, 0.0), np.asarray(present)
+
+
+def _call_user_operator(name: str, function: Callable[..., np.ndarray], values: list[np.ndarray]) -> np.ndarray:
+    """Call a user-defined operator, turning its failures into a CascadeError that names it."""
+    expected = np.broadcast_shapes(*(np.shape(value) for value in values))
+    try:
+        result = np.asarray(function(*values), dtype=np.float64)
+    except Exception as error:  # a user's function may raise anything
+        raise CascadeError(f"user-defined operator {name!r} failed: {type(error).__name__}: {error}") from None
+    if result.shape != expected and result.shape != ():
+        raise CascadeError(
+            f"user-defined operator {name!r} returned shape {result.shape}; it must return one value per "
+            f"element, shape {expected}"
+        )
+    return result
 
 
 def evaluate_einsum(

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -134,6 +136,18 @@ def empty_value(operator: str) -> float:
     return builtin.empty_value if builtin is not None else 0.0
 
 
+def _import_beside(module_name: str, position) -> object:
+    """Import a module, looking first in the folder of the cascade file that names it."""
+    folder = Path(position.path).parent if position is not None and Path(position.path).is_file() else None
+    if folder is None or (folder / f"{module_name.split('.')[0]}.py").is_file() is False:
+        return importlib.import_module(module_name)
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(str(folder))
+
+
 def import_function(implementation: str, position=None) -> Callable[..., np.ndarray]:
     """Import the function named ``module:function`` (``numpy:sqrt``).
 
@@ -146,7 +160,7 @@ def import_function(implementation: str, position=None) -> Callable[..., np.ndar
     if not module_name or not attribute:
         raise CascadeError(f"operator implementation {implementation!r} must be written module:function", position)
     try:
-        module = importlib.import_module(module_name)
+        module = _import_beside(module_name, position)
     except ImportError as error:
         raise CascadeError(f"cannot import module {module_name!r} for operator implementation: {error}", position) from error
     target = module

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import numpy as np
@@ -156,3 +157,37 @@ def test_cli_output_not_writable(capsys, tmp_path):
     err = capsys.readouterr().err
     assert status == 2
     assert err.startswith(f"error: cannot write --output file '{target}'")
+
+
+def _user_operator_cascade(tmp_path, function_name):
+    (tmp_path / "userops.py").write_text(
+        "import numpy as np\n"
+        "def bad(x):\n    raise ValueError('boom')\n"
+        "def wrongshape(x):\n    return np.zeros(3)\n"
+        "def square(x):\n    return x * x\n"
+    )
+    path = tmp_path / "user.cascade"
+    path.write_text(
+        "cascade user\nranks K\n"
+        f"operator g(x) charged as mul via userops:{function_name}\n"
+        "input A[k]\noutput Y[k]\neinsums:\n  Y[k] = g(A[k])\n"
+    )
+    return path
+
+
+def test_user_operator_module_beside_cascade(tmp_path):
+    from einsum_cascades import execute, load_cascade
+
+    result = execute(load_cascade(_user_operator_cascade(tmp_path, "square")), {"K": 4}, seed=1)
+    assert result is not None
+
+
+@pytest.mark.parametrize(
+    ("function_name", "message"),
+    [("bad", "user-defined operator 'g' failed: ValueError: boom"), ("wrongshape", "returned shape (3,)")],
+)
+def test_user_operator_failure_is_cascade_error(tmp_path, function_name, message):
+    from einsum_cascades import execute, load_cascade
+
+    with pytest.raises(CascadeError, match=re.escape(message)):
+        execute(load_cascade(_user_operator_cascade(tmp_path, function_name)), {"K": 4}, seed=1)
