@@ -284,3 +284,11 @@ def test_passes_dot_to_unwritable_path(capsys):
     status, _, err = run_cli(capsys, "passes", "attention-3pass", "--dot", "/nonexistent/folder/x.dot")
     assert status == 2
     assert "cannot write the file" in err
+
+
+def test_cascade_check_rejects_negative_tolerance(capsys):
+    status, _, err = run_cli(
+        capsys, "cascade", "check", "attention-1pass", "--sizes", "B=1,H=1,E=8,F=8,M=100,P=50,M0=32", "--tolerance", "-1"
+    )
+    assert status == 2
+    assert "--tolerance: must be a positive relative error" in err

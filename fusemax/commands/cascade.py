@@ -20,6 +20,7 @@ from einsum_cascades.graph import dependency_graph, to_dot, to_json
 from einsum_cascades.ir import Cascade
 from einsum_cascades.library import library_names, load_library_cascade, resolve_cascade
 from einsum_cascades.printer import format_cascade, format_einsum
+from fusemax.errors import SpecError
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,8 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from einsum_cascades.verify import check_against_reference
 
+    if not args.tolerance > 0:
+        raise SpecError(f"--tolerance: must be a positive relative error, got {args.tolerance:g}")
     cascade = resolve_cascade(args.cascade)
     result = check_against_reference(cascade, parse_sizes(args.sizes), seed=args.seed, scale=args.scale,
                                      allow_import=not args.no_import)
