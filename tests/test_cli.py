@@ -291,4 +291,4 @@ def test_cascade_check_rejects_negative_tolerance(capsys):
         capsys, "cascade", "check", "attention-1pass", "--sizes", "B=1,H=1,E=8,F=8,M=100,P=50,M0=32", "--tolerance", "-1"
     )
     assert status == 2
-    assert "--tolerance: must be a positive relative error" in err
+    assert "--tolerance: must be a relative error of zero or more" in err

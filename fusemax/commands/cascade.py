@@ -182,8 +182,8 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from einsum_cascades.verify import check_against_reference
 
-    if not args.tolerance > 0:
-        raise SpecError(f"--tolerance: must be a positive relative error, got {args.tolerance:g}")
+    if not args.tolerance >= 0:
+        raise SpecError(f"--tolerance: must be a relative error of zero or more, got {args.tolerance:g}")
     cascade = resolve_cascade(args.cascade)
     result = check_against_reference(cascade, parse_sizes(args.sizes), seed=args.seed, scale=args.scale,
                                      allow_import=not args.no_import)
