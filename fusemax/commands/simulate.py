@@ -18,7 +18,7 @@ from fusemax.errors import SpecError
 from fusemax.mapping import load_mapping
 from fusemax.sim.gemm import DATAFLOWS, GemmResult, parse_array, parse_gemm, simulate_gemm
 from fusemax.sim.pipeline import STALL_CAUSES
-from fusemax.sim.simulate import DEFAULT_TRACE_LIMIT, SimulationResult, simulate
+from fusemax.sim.simulator import DEFAULT_TRACE_LIMIT, SimulationResult, simulate
 
 MODEL_VARIANTS = ("paper", "corrected")
 

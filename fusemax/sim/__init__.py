@@ -1,6 +1,6 @@
 """Cycle-level simulation of mapped cascades and of GEMMs on systolic arrays."""
 
 from fusemax.sim.gemm import GemmResult, simulate_gemm
-from fusemax.sim.simulate import SimulationResult, simulate
+from fusemax.sim.simulator import SimulationResult, simulate
 
 __all__ = ["GemmResult", "SimulationResult", "simulate", "simulate_gemm"]

@@ -18,7 +18,7 @@ INFINITY = np.int64(1) << np.int64(62)
 
 # prog header: sizes, scalars and table offsets.
 EINSUMS, LOOPS, STREAMS, DEPS, RANKS, CANDIDATES = range(6)
-BLOCKS, LAST_ROUND, CAPACITY_BYTES, DRAM_LATENCY, WRITE_QUEUE, PREFETCH = range(6, 12)
+BLOCKS, LAST_ROUND, PREFETCH_BYTES, DRAM_LATENCY, WRITE_QUEUE, PREFETCH = range(6, 12)
 REFERENCE_ARRAY, BACK, LEAD, MAX_LATENCY, FAST_FORWARD, ORDER_LEN_2D, ORDER_LEN_1D = range(12, 19)
 EINSUM_TABLE, LACKS_TABLE, LOOP_TABLE, ORDER_TABLE, DEP_TABLE, STREAM_TABLE, MODE_TABLE, RANK_TABLE, PERIOD_TABLE = range(19, 28)
 PROG_HEADER = 28
@@ -76,9 +76,15 @@ UNIT_COLUMNS = 13
 TASKS, POINTS, FLOOR = range(3)
 EINSUM_STATE_COLUMNS = 3
 
-# Stream state and slot columns.
-NEXT_FETCH, ISSUED, ALLOCATED_TILES = range(3)
-SLOT_ALLOCATED, SLOT_BLOCK, SLOT_READY = range(3)
+# Stream state columns: the block of the next fetch, fetches issued, tiles
+# allocated, and whether the buffer's capacity has held back the next fetch.
+NEXT_FETCH, ISSUED, ALLOCATED_TILES, CAPACITY_BLOCKED = range(4)
+STREAM_STATE_COLUMNS = 4
+
+# Slot columns; DELAYED marks a fetch that waited for buffer space, so a block
+# waiting for its data stalls because the buffer was full.
+SLOT_ALLOCATED, SLOT_BLOCK, SLOT_READY, SLOT_DELAYED = range(4)
+SLOT_COLUMNS = 4
 
 # DRAM queue columns and entry kinds.
 Q_KIND, Q_REF, Q_AUX, Q_SERVICE = range(4)
@@ -110,7 +116,7 @@ def snapshot_length(prog: np.ndarray) -> int:
     """Length of one fast-forward snapshot vector (see ``steady._write_snapshot``)."""
     window = int(prog[BACK] + prog[LEAD] + 1)
     depth = max_depth(prog)
-    return 2 * 8 + int(prog[EINSUMS]) * window + int(prog[STREAMS]) * (2 + 3 * depth) + 1 + 6 + 4 * queue_capacity(prog) + 1
+    return 2 * 8 + int(prog[EINSUMS]) * window + int(prog[STREAMS]) * (3 + 4 * depth) + 1 + 6 + 4 * queue_capacity(prog) + 1
 
 
 def max_depth(prog: np.ndarray) -> int:
@@ -151,8 +157,8 @@ def new_state(prog: np.ndarray, trace_limit: int) -> np.ndarray:
         (EINSUM_STATE_AT, einsums * EINSUM_STATE_COLUMNS),
         (DONE_BLOCK_AT, einsums * ring),
         (DONE_TIME_AT, einsums * ring),
-        (STREAM_STATE_AT, streams * 3),
-        (SLOT_AT, streams * depth * 3),
+        (STREAM_STATE_AT, streams * STREAM_STATE_COLUMNS),
+        (SLOT_AT, streams * depth * SLOT_COLUMNS),
         (QUEUE_AT, queue * 4),
         (TRACE_AT, trace_rows * 4),
         (SNAP_AT, candidates * snapshot),
@@ -181,7 +187,7 @@ def new_state(prog: np.ndarray, trace_limit: int) -> np.ndarray:
         mem[base + CURRENT_EINSUM] = -1
     slots = mem[SLOT_AT]
     for i in range(streams * depth):
-        mem[slots + i * 3 + SLOT_READY] = -1
+        mem[slots + i * SLOT_COLUMNS + SLOT_READY] = -1
     return mem
 
 

@@ -70,12 +70,12 @@ def counter(mem, index):
 
 @numba.njit(cache=True)
 def slot_address(mem, stream, slot, column):
-    return mem[lay.SLOT_AT] + (stream * mem[lay.DEPTH] + slot) * 3 + column
+    return mem[lay.SLOT_AT] + (stream * mem[lay.DEPTH] + slot) * lay.SLOT_COLUMNS + column
 
 
 @numba.njit(cache=True)
 def stream_state(mem, stream, column):
-    return mem[lay.STREAM_STATE_AT] + stream * 3 + column
+    return mem[lay.STREAM_STATE_AT] + stream * lay.STREAM_STATE_COLUMNS + column
 
 
 @numba.njit(cache=True)
@@ -153,10 +153,11 @@ def _gate(prog, mem, einsum, block, t):
         if slot < 0:
             return np.int64(BUFFER_FULL), np.int64(lay.INFINITY)
         ready = mem[slot_address(mem, s, slot, lay.SLOT_READY)]
+        cause = BUFFER_FULL if mem[slot_address(mem, s, slot, lay.SLOT_DELAYED)] else DRAM
         if ready < 0:
-            return np.int64(DRAM), np.int64(lay.INFINITY)
+            return np.int64(cause), np.int64(lay.INFINITY)
         if ready > t:
-            return np.int64(DRAM), np.int64(ready)
+            return np.int64(cause), np.int64(ready)
     return np.int64(-1), np.int64(t)
 
 
@@ -285,11 +286,18 @@ def _fetch_allowed(prog, mem, s, t):
     depth = stream_field(prog, s, lay.S_DEPTH)
     if mem[slot_address(mem, s, mem[stream_state(mem, s, lay.ISSUED)] % depth, lay.SLOT_ALLOCATED)]:
         return False
-    # One pass of resident tiles is always allowed, so a full buffer slows the
-    # stream down to single buffering but cannot stop it.
-    fits = mem[scalar(mem, lay.OCCUPANCY)] + stream_field(prog, s, lay.S_BYTES) <= prog[lay.CAPACITY_BYTES]
-    if mem[stream_state(mem, s, lay.ALLOCATED_TILES)] >= stream_field(prog, s, lay.S_RESIDENT) and not fits:
-        return False
+    # One pass of resident tiles per stream is part of the mapping's buffer need
+    # and always has room. Tiles beyond it are prefetches and share what the
+    # buffer has left, so a full buffer slows a stream to single buffering.
+    if mem[stream_state(mem, s, lay.ALLOCATED_TILES)] >= stream_field(prog, s, lay.S_RESIDENT):
+        prefetched = stream_field(prog, s, lay.S_BYTES)
+        for other in range(prog[lay.STREAMS]):
+            extra = mem[stream_state(mem, other, lay.ALLOCATED_TILES)] - stream_field(prog, other, lay.S_RESIDENT)
+            if extra > 0:
+                prefetched += extra * stream_field(prog, other, lay.S_BYTES)
+        if prefetched > prog[lay.PREFETCH_BYTES]:
+            mem[stream_state(mem, s, lay.CAPACITY_BLOCKED)] = 1
+            return False
     producer = stream_field(prog, s, lay.S_PRODUCER)
     if producer >= 0 and producer_ready(mem, producer, event, 0) > t:
         return False
@@ -320,6 +328,8 @@ def _issue_fetches(prog, mem, t):
         mem[slot_address(mem, s, slot, lay.SLOT_ALLOCATED)] = 1
         mem[slot_address(mem, s, slot, lay.SLOT_BLOCK)] = event
         mem[slot_address(mem, s, slot, lay.SLOT_READY)] = -1
+        mem[slot_address(mem, s, slot, lay.SLOT_DELAYED)] = mem[stream_state(mem, s, lay.CAPACITY_BLOCKED)]
+        mem[stream_state(mem, s, lay.CAPACITY_BLOCKED)] = 0
         mem[stream_state(mem, s, lay.ALLOCATED_TILES)] += 1
         mem[scalar(mem, lay.OCCUPANCY)] += nbytes
         peak = scalar(mem, lay.PEAK_OCCUPANCY)

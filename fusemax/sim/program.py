@@ -138,8 +138,8 @@ def _dependencies(cascade, names, mapping, arrays, block_loops, strides, lacks, 
                 written = _iteration_offset(producer.output, variable)
                 if read is not None and written is not None:
                     iterations = written - read
-            if iterations < 0:
-                raise SpecError(f"{where}: Einsum {consumer} reads {access.tensor} of a later iteration")
+            # A validated cascade reads only the iterate a recurrence writes or earlier
+            # ones, so iterations >= 0.
             if iterations > 0 and carried < 0:
                 continue  # the recurrence runs inside each block
             for loop, factor in enumerate(block_loops):
@@ -363,7 +363,7 @@ def _pack(names, arrays, stage_lists, lags, lacks, bounds, strides, duration, st
         lay.CANDIDATES: len(period_table),
         lay.BLOCKS: prod(bounds),
         lay.LAST_ROUND: prod(bounds) - 1 + max_lag,
-        lay.CAPACITY_BYTES: max(0, arch.global_buffer.capacity_bytes - traffic.static_bytes),
+        lay.PREFETCH_BYTES: arch.global_buffer.capacity_bytes - traffic.static_bytes - traffic.resident_bytes(),
         lay.DRAM_LATENCY: arch.simulation.dram_latency_cycles,
         lay.WRITE_QUEUE: WRITE_QUEUE,
         lay.PREFETCH: 1 if mapping.overlap_memory else 0,

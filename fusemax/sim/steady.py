@@ -70,13 +70,13 @@ def _done_value(prog, mem, einsum, block, t):
 def _recent_slot(prog, mem, s, i):
     """Slot of stream ``s``'s ``i``-th most recent fetch."""
     depth = prog[prog[lay.STREAM_TABLE] + s * lay.STREAM_COLUMNS + lay.S_DEPTH]
-    issued = mem[mem[lay.STREAM_STATE_AT] + s * 3 + lay.ISSUED]
+    issued = mem[mem[lay.STREAM_STATE_AT] + s * lay.STREAM_STATE_COLUMNS + lay.ISSUED]
     return (issued - 1 - i) % depth
 
 
 @numba.njit(cache=True)
 def _slot(mem, s, slot, column):
-    return mem[lay.SLOT_AT] + (s * mem[lay.DEPTH] + slot) * 3 + column
+    return mem[lay.SLOT_AT] + (s * mem[lay.DEPTH] + slot) * lay.SLOT_COLUMNS + column
 
 
 @numba.njit(cache=True)
@@ -109,15 +109,17 @@ def _write_snapshot(prog, mem, round_, t, horizon, out):
             n += 1
     depth = mem[lay.DEPTH]
     for s in range(prog[lay.STREAMS]):
-        state = mem[lay.STREAM_STATE_AT] + s * 3
+        state = mem[lay.STREAM_STATE_AT] + s * lay.STREAM_STATE_COLUMNS
         own_depth = prog[prog[lay.STREAM_TABLE] + s * lay.STREAM_COLUMNS + lay.S_DEPTH]
         out[n] = _relative_block(prog, mem[state + lay.NEXT_FETCH], round_, horizon)
         out[n + 1] = mem[state + lay.ALLOCATED_TILES]
-        n += 2
+        out[n + 2] = mem[state + lay.CAPACITY_BLOCKED]
+        n += 3
         for i in range(depth):
             out[n] = 0
             out[n + 1] = 0
             out[n + 2] = 0
+            out[n + 3] = 0
             if i < own_depth and i < mem[state + lay.ISSUED]:
                 slot = _recent_slot(prog, mem, s, i)
                 if mem[_slot(mem, s, slot, lay.SLOT_ALLOCATED)]:
@@ -130,7 +132,8 @@ def _write_snapshot(prog, mem, round_, t, horizon, out):
                         out[n + 2] = OLD
                     else:
                         out[n + 2] = ready - t
-            n += 3
+                    out[n + 3] = mem[_slot(mem, s, slot, lay.SLOT_DELAYED)]
+            n += 4
     out[n] = mem[scalars + lay.OCCUPANCY]
     n += 1
     active = mem[scalars + lay.SERVER_ACTIVE]
@@ -201,7 +204,7 @@ def _allowed_periods(prog, mem, candidate, loop, constrained, round_, horizon):
     einsums = prog[lay.EINSUMS]
     depth = mem[lay.DEPTH]
     for s in range(prog[lay.STREAMS]):
-        state = mem[lay.STREAM_STATE_AT] + s * 3
+        state = mem[lay.STREAM_STATE_AT] + s * lay.STREAM_STATE_COLUMNS
         issued = mem[state + lay.ISSUED] - mem[_meta(mem, candidate, lay.META_COUNTERS + lay.COUNTER_COUNT + 2 * einsums + s)]
         far = False
         following = mem[state + lay.NEXT_FETCH]
@@ -290,7 +293,7 @@ def _jump(prog, mem, candidate, periods, round_, t, horizon):
 
     # Tile slots keep their order of issue; near tiles move with the window.
     for s in range(prog[lay.STREAMS]):
-        state = mem[lay.STREAM_STATE_AT] + s * 3
+        state = mem[lay.STREAM_STATE_AT] + s * lay.STREAM_STATE_COLUMNS
         depth = prog[prog[lay.STREAM_TABLE] + s * lay.STREAM_COLUMNS + lay.S_DEPTH]
         issued = mem[state + lay.ISSUED]
         grown = periods * (issued - mem[_meta(mem, candidate, lay.META_COUNTERS + lay.COUNTER_COUNT + 2 * einsums + s)])
@@ -298,11 +301,13 @@ def _jump(prog, mem, candidate, periods, round_, t, horizon):
         allocated = np.empty(count, dtype=np.int64)
         blocks_ = np.empty(count, dtype=np.int64)
         ready = np.empty(count, dtype=np.int64)
+        delayed = np.empty(count, dtype=np.int64)
         for i in range(count):
             slot = _recent_slot(prog, mem, s, i)
             block = mem[_slot(mem, s, slot, lay.SLOT_BLOCK)]
             near = _near(prog, block, round_, horizon)
             allocated[i] = mem[_slot(mem, s, slot, lay.SLOT_ALLOCATED)]
+            delayed[i] = mem[_slot(mem, s, slot, lay.SLOT_DELAYED)]
             blocks_[i] = block + shift if near else block
             ready[i] = mem[_slot(mem, s, slot, lay.SLOT_READY)]
             if near and ready[i] > t:
@@ -313,6 +318,7 @@ def _jump(prog, mem, candidate, periods, round_, t, horizon):
             mem[_slot(mem, s, slot, lay.SLOT_ALLOCATED)] = allocated[i]
             mem[_slot(mem, s, slot, lay.SLOT_BLOCK)] = blocks_[i]
             mem[_slot(mem, s, slot, lay.SLOT_READY)] = ready[i]
+            mem[_slot(mem, s, slot, lay.SLOT_DELAYED)] = delayed[i]
         if mem[state + lay.NEXT_FETCH] < prog[lay.BLOCKS]:
             mem[state + lay.NEXT_FETCH] = _shift_block(prog, mem[state + lay.NEXT_FETCH], round_, horizon, shift)
 
@@ -352,7 +358,7 @@ def _remember(prog, mem, candidate, round_, t):
         mem[_meta(mem, candidate, base + e)] = mem[row + lay.TASKS]
         mem[_meta(mem, candidate, base + einsums + e)] = mem[row + lay.POINTS]
     for s in range(prog[lay.STREAMS]):
-        mem[_meta(mem, candidate, base + 2 * einsums + s)] = mem[mem[lay.STREAM_STATE_AT] + s * 3 + lay.ISSUED]
+        mem[_meta(mem, candidate, base + 2 * einsums + s)] = mem[mem[lay.STREAM_STATE_AT] + s * lay.STREAM_STATE_COLUMNS + lay.ISSUED]
 
 
 @numba.njit(cache=True)

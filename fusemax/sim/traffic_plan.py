@@ -54,6 +54,10 @@ class PhaseTraffic:
     write_bytes: dict[str, int]
     static_bytes: int
 
+    def resident_bytes(self) -> int:
+        """Bytes of one pass of resident tiles of every stream, the part of the buffer need they take."""
+        return sum(stream.resident * stream.tile_bytes for stream in self.streams)
+
     def total_bytes(self, occurrences: dict[str, int]) -> int:
         """Bytes the phase moves to and from DRAM."""
         total = sum(stream.tile_bytes * stream.events for stream in self.streams)
