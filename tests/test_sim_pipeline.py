@@ -273,7 +273,7 @@ schedule:
 """
 
 
-def test_reading_a_once_per_loop_result_every_iteration_is_rejected(tmp_path):
+def test_lacking_producer_is_rejected(tmp_path):
     cascade = tmp_path / "lack.cascade"
     cascade.write_text(LACKING_CASCADE)
     path = tmp_path / "lack.yaml"

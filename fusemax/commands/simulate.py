@@ -1,7 +1,7 @@
 """``fusemax simulate``: cycle-level simulation of a mapped cascade, or of one GEMM on a systolic array.
 
 With ``--arch`` and ``--mapping`` it simulates one workload and compares the
-cycles with the analytical model; with ``--gemm`` it simulates a plain GEMM
+cycles with the analytical model.  With ``--gemm`` it simulates a plain GEMM
 with SCALE-Sim's conventions.
 """
 
@@ -33,6 +33,7 @@ DESCRIPTION = (
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` sub-command."""
     parser = commands.add_parser("simulate", help="cycle-level simulation of one point, or of one GEMM", description=DESCRIPTION)
+
     parser.add_argument("--arch", help="architecture spec: a YAML path or a shipped name")
     parser.add_argument("--mapping", help="mapping spec: a YAML path or a shipped name")
     _add_workload_arguments(parser)
@@ -52,6 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"rows the trace keeps at most, the first N blocks (default {DEFAULT_TRACE_LIMIT})",
     )
     parser.add_argument("--no-fast-forward", action="store_true", help="step every period instead of skipping repeated ones (same result, slower)")
+
     gemm = parser.add_argument_group("GEMM mode")
     gemm.add_argument("--gemm", metavar="M=..,N=..,K=..", help="simulate one GEMM: ifmap M x K, filter K x N")
     gemm.add_argument("--array", metavar="RxC", help="systolic array rows x columns, as 256x256")

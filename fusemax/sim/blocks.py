@@ -8,12 +8,13 @@ An Einsum that lacks a block loop (it does not iterate that loop's rank) runs
 once per iteration of the other loops, at the lacking loop's last index: it
 consumes the final value of a recurrence, as ``AV`` consumes ``RNV[M1]``.
 
-A DRAM stream fetches the tiles of one tensor for one reading Einsum.  Each
-block loop has a mode per stream: ``FREE`` loops change the tile (they index
-the tensor, or sit outside the innermost DRAM loop that does, so the tile is
-fetched again); ``FIXED_FIRST`` loops keep it, so the tile is fetched at their
-first index and released after their last; ``FIXED_LAST`` loops are ones the
-reader lacks, so the reader only runs at their last index.
+A DRAM stream fetches the tiles of one tensor for one reading Einsum, and
+each block loop has a mode per stream.  ``FREE`` loops change the tile,
+because they index the tensor or sit outside the innermost DRAM loop that
+does, so the tile is fetched again.  ``FIXED_FIRST`` loops keep the tile, so
+it is fetched at their first index and released after their last.
+``FIXED_LAST`` loops are ones the reader lacks, so the reader only runs at
+their last index.
 """
 
 from __future__ import annotations
@@ -42,25 +43,25 @@ FIXED_LAST = 2
 
 @numba.njit(cache=True)
 def bound(prog, loop):
-    """Iterations of block loop ``loop``."""
+    """Return the iterations of block loop ``loop``."""
     return prog[prog[LOOP_TABLE] + 2 * loop + BOUND]
 
 
 @numba.njit(cache=True)
 def stride(prog, loop):
-    """Blocks between consecutive iterations of block loop ``loop``."""
+    """Return the blocks between consecutive iterations of block loop ``loop``."""
     return prog[prog[LOOP_TABLE] + 2 * loop + STRIDE]
 
 
 @numba.njit(cache=True)
 def loop_index(prog, block, loop):
-    """Index of ``block`` in block loop ``loop``."""
+    """Return the index of ``block`` in block loop ``loop``."""
     return (block // stride(prog, loop)) % bound(prog, loop)
 
 
 @numba.njit(cache=True)
 def occurs(prog, einsum, block):
-    """Whether ``einsum`` runs at ``block``: every loop it lacks must be at its last index."""
+    """Return whether ``einsum`` runs at ``block``: every loop it lacks must be at its last index."""
     loops = prog[LOOPS]
     lacks = prog[LACKS_TABLE] + einsum * loops
     for loop in range(loops):
@@ -76,7 +77,7 @@ def _mode(prog, stream, loop):
 
 @numba.njit(cache=True)
 def tile_event_block(prog, stream, block):
-    """The block at which the tile that ``block`` uses in ``stream`` is fetched."""
+    """Return the block at which the tile that ``block`` uses in ``stream`` is fetched."""
     result = block
     for loop in range(prog[LOOPS]):
         mode = _mode(prog, stream, loop)
@@ -89,7 +90,7 @@ def tile_event_block(prog, stream, block):
 
 @numba.njit(cache=True)
 def releases_tile(prog, stream, block):
-    """Whether ``block`` is the last block that uses its tile in ``stream``."""
+    """Return whether ``block`` is the last block that uses its tile in ``stream``."""
     for loop in range(prog[LOOPS]):
         if _mode(prog, stream, loop) != FREE and loop_index(prog, block, loop) != bound(prog, loop) - 1:
             return False
@@ -98,7 +99,7 @@ def releases_tile(prog, stream, block):
 
 @numba.njit(cache=True)
 def next_event(prog, stream, event_block, blocks):
-    """The block of the fetch after the one at ``event_block``, or ``blocks`` when there is none.
+    """Return the block of the fetch after the one at ``event_block``, or ``blocks`` when there is none.
 
     The free loops count up like the digits of a mixed-radix number; the
     others keep their fixed index.
@@ -120,7 +121,7 @@ def block_points(prog, einsum, block):
 
     A rank whose factors include block loops covers coordinates
     ``[start, start + inner)`` of its size, where ``start`` is ``inner`` times
-    the block's position along that rank; only coordinates that exist count.
+    the block's position along that rank.  Only coordinates that exist count.
     """
     loops = prog[LOOPS]
     row = prog[EINSUM_TABLE] + einsum * EINSUM_COLUMNS

@@ -11,9 +11,9 @@ blocks with transfer latency ``L``:
     lag[e] >= lag[p] - d + ceil((end[p] + L - start[e]) / T)
 
 A pipelined schedule takes ``L`` from the array geometry, so it runs far
-enough ahead to hide transfers; a schedule with a stall (the one-tile-at-a-
-time schedule) uses ``L = 0`` and leaves transfers exposed, as the cycle view
-then shows.  The lags are the least solution of these inequalities
+enough ahead to hide transfers.  A schedule with a stall (the
+one-tile-at-a-time schedule) uses ``L = 0``, which leaves transfers exposed
+for the cycle view to show.  The lags are the least solution of these inequalities
 (Bellman-Ford on the dependency graph).
 """
 

@@ -4,10 +4,10 @@ Numba refcounts every array a compiled function receives, so a kernel that
 passed dozens of arrays to each helper spent most of its time on reference
 counts.  The kernel therefore keeps everything in two flat int64 buffers:
 ``prog`` (read-only) and ``mem`` (mutable).  Each starts with a header whose
-named entries give sizes, scalars and the offsets of tables; a table stores
+named entries give sizes, scalars and the offsets of tables.  A table stores
 one row per Einsum, loop, dependency, stream, array, slot or queue entry, with
-named columns.  Every count is int64: a 1M-token attention layer needs about
-2e12 cycles and 5e16 iteration points, well inside int64's range.
+named columns.  Every count is int64, and a 1M-token attention layer needs
+about 2e12 cycles and 5e16 iteration points, well inside int64's range.
 """
 
 from __future__ import annotations
@@ -192,29 +192,29 @@ def new_state(prog: np.ndarray, trace_limit: int) -> np.ndarray:
 
 
 def scalar(mem: np.ndarray, index: int) -> int:
-    """One scalar of a state buffer, as a Python int."""
+    """Return one scalar of a state buffer as a Python int."""
     return int(mem[mem[SCALARS_AT] + index])
 
 
 def counters(mem: np.ndarray) -> list[int]:
-    """The counters of a state buffer, as Python ints."""
+    """Return the counters of a state buffer as Python ints."""
     start = int(mem[COUNTERS_AT])
     return [int(value) for value in mem[start : start + COUNTER_COUNT]]
 
 
 def einsum_counts(mem: np.ndarray, einsums: int, column: int) -> list[int]:
-    """One column (TASKS or POINTS) of the Einsum state, as Python ints."""
+    """Return one column (TASKS or POINTS) of the Einsum state as Python ints."""
     start = int(mem[EINSUM_STATE_AT])
     return [int(mem[start + e * EINSUM_STATE_COLUMNS + column]) for e in range(einsums)]
 
 
 def unit_field(mem: np.ndarray, array: int, column: int) -> int:
-    """One column of an array's unit state, as a Python int."""
+    """Return one column of an array's unit state as a Python int."""
     return int(mem[mem[UNIT_AT] + array * UNIT_COLUMNS + column])
 
 
 def trace_rows(mem: np.ndarray) -> np.ndarray:
-    """The recorded trace: one row per block (Einsum, block, start cycle, end cycle)."""
+    """Return the recorded trace, one row per block: Einsum, block, start cycle, end cycle."""
     start = int(mem[TRACE_AT])
     count = scalar(mem, TRACE_COUNT)
     return mem[start : start + 4 * count].reshape(count, 4)

@@ -2,18 +2,18 @@
 
 Two arrays (index 0 is the 2D array, 1 the 1D array) each issue the tasks of
 their Einsums in a fixed order: round ``r`` runs the array's Einsums in
-schedule order, Einsum ``e`` working on block ``r - lag[e]``.  A task holds
+schedule order, Einsum ``e`` working on block ``r - lag[e]``.  A task occupies
 its array for its issue cycles, and its results reach a consumer
 ``latency`` cycles after it ends.  A task issues when its array is free,
 every producer block it reads has ended and its results have arrived, and
 the DRAM tiles it reads are in the global buffer.  One DRAM channel serves
 tile fetches, per-task transfers and write-backs, first come, first served.
 
-Stall cycles are recorded by cause: ``dependency`` (waiting for a producer),
-``dram`` (waiting for a transfer), ``buffer_full`` (a tile fetch cannot start
-because its double-buffer slot or the global buffer is full) and
-``buffer_port`` (the task moves more words than the buffer ports carry in its
-compute cycles).
+Stall cycles are recorded by cause.  ``dependency`` waits for a producer,
+``dram`` for a transfer, and ``buffer_full`` for a tile fetch that the full
+global buffer held back.  ``buffer_port`` counts the cycles a task needs
+beyond its compute cycles because it moves more words than the buffer ports
+carry.
 
 Nothing changes between events, so the kernel jumps from one event to the
 next.  With ``every_cycle`` it steps one cycle at a time instead, with the
@@ -127,7 +127,7 @@ def producer_ready(mem, producer, block, latency):
 
 @numba.njit(cache=True)
 def find_slot(mem, stream, depth, event):
-    """Slot of ``stream`` that holds the tile fetched at ``event``, or -1."""
+    """Return the slot of ``stream`` with the tile fetched at ``event``, or -1."""
     for slot in range(depth):
         if mem[slot_address(mem, stream, slot, lay.SLOT_ALLOCATED)] and mem[slot_address(mem, stream, slot, lay.SLOT_BLOCK)] == event:
             return slot
@@ -184,6 +184,7 @@ def _complete(prog, mem, a, t):
     mem[mem[lay.DONE_TIME_AT] + address] = t
     end = scalar(mem, lay.END_TIME)
     mem[end] = max(mem[end], t + einsum_field(prog, einsum, lay.E_OUT_LATENCY))
+
     for s in range(einsum_field(prog, einsum, lay.E_STREAM_START), einsum_field(prog, einsum, lay.E_STREAM_END)):
         if releases_tile(prog, s, block):
             slot = find_slot(mem, s, stream_field(prog, s, lay.S_DEPTH), tile_event_block(prog, s, block))
@@ -196,6 +197,7 @@ def _complete(prog, mem, a, t):
         _enqueue(mem, lay.WRITE_BACK, a, block, service)
         mem[scalar(mem, lay.WRITES_PENDING)] += 1
         mem[counter(mem, lay.COUNTER_BYTES_WRITTEN)] += einsum_field(prog, einsum, lay.E_WRITE_BYTES)
+
     row = mem[scalar(mem, lay.TRACE_COUNT)]
     if row < mem[lay.TRACE_ROWS]:
         entry = mem[lay.TRACE_AT] + row * 4

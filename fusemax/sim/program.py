@@ -86,7 +86,7 @@ def _block_loops(names: list[str], nests: dict[str, LoopNest], mapping, sizes: d
 
     The global-buffer loop is the mapping-wide one (``P1`` in the shipped
     mappings), even for an Einsum that orders its own global-buffer loops
-    differently; that Einsum's other loops run inside each block.
+    differently.  That Einsum's other loops run inside each block.
     """
     lists = [[loop.factor for loop in nests[name].temporal if loop.level == "dram"] for name in names]
     merged: list[str] = []
@@ -113,7 +113,7 @@ def _block_loops(names: list[str], nests: dict[str, LoopNest], mapping, sizes: d
 
 
 def _iteration_offset(access: Access, variable: str) -> int | None:
-    """The offset ``c`` when an access indexes the iteration variable as ``m1 + c``."""
+    """Return the offset ``c`` when an access indexes the iteration variable as ``m1 + c``."""
     for index in access.indices:
         offset = index.expr.offset_from(variable)
         if offset is not None:
@@ -122,7 +122,7 @@ def _iteration_offset(access: Access, variable: str) -> int | None:
 
 
 def _dependencies(cascade, names, mapping, arrays, block_loops, strides, lacks, arch, where) -> list[Dependency]:
-    """Every (producer, consumer) pair within the phase, with block distance and transfer latency."""
+    """List every (producer, consumer) pair of the phase with its block distance and transfer latency."""
     producers = {einsum.name: einsum for einsum in cascade.einsums if einsum.name in names}
     variable = cascade.iteration.variable if cascade.iteration is not None else None
     carried = block_loops.index(variable.upper()) if variable is not None and variable.upper() in block_loops else -1
@@ -333,9 +333,10 @@ def _pack(names, arrays, stage_lists, lags, lacks, bounds, strides, duration, st
     full = [name for name in names if not any(lacks[name])]
     # Fast-forward periods are strides of block loops, longest first. A loop is
     # constrained when it or an outer loop changes which Einsums run, which
-    # tiles are fetched or released, or whether a loop-carried dependency
-    # exists; then a jump must keep its index inside [2, bound - 2], so only
-    # loops whose interior holds the snapshot window and one more period count.
+    # tiles are fetched or released, whether a loop-carried dependency exists,
+    # or how many points a partial tile has. A jump must then keep the loop's
+    # index inside [2, bound - 2], so such a loop counts only when its interior
+    # has room for the snapshot window and one more period.
     marks = [any(lacks[name][j] for name in names) for j in range(loops)]
     for stream in traffic.streams:
         marks = [mark or mode != FREE for mark, mode in zip(marks, stream.modes)]

@@ -174,12 +174,19 @@ def simulate(
 
     Parameters
     ----------
-    arch, mapping : validated specs
-    workload : rank sizes of one attention layer
-    row : the configuration-table row the mapping was resolved with, if any
-    fast_forward : skip whole periods once the schedule is periodic (same result)
-    every_cycle : step one cycle at a time instead of from event to event (same result, slower)
-    trace_limit : record at most this many block events (start and end cycle per Einsum and unit)
+    arch, mapping : Architecture, Mapping
+        Validated specs.
+    workload : Workload or RankSizes
+        Rank sizes of one attention layer, or of any cascade.
+    row : dict, optional
+        The configuration-table row the mapping was resolved with.
+    fast_forward : bool
+        Skip whole periods once the schedule is periodic.  The result is the same.
+    every_cycle : bool
+        Step one cycle at a time instead of from event to event.  The result
+        is the same, only slower.
+    trace_limit : int
+        Record at most this many blocks, each with its start and end cycle.
 
     Returns
     -------

@@ -1,16 +1,16 @@
 """Steady-state fast-forward of the pipeline kernel.
 
 At the start of every round of the reference array, the kernel writes the
-state relative to that round and cycle into a vector (a snapshot): each
-array's position and task, which blocks near the round have ended and when,
-the tile slots and the DRAM queue.  For a candidate period of ``p`` rounds
-(the stride of a block loop), if the snapshot equals the one taken ``p``
+state relative to that round and cycle into a vector, the snapshot.  It holds
+each array's position and task, which blocks near the round have ended and
+when, the tile slots and the DRAM queue.  A candidate period is the stride
+``p`` of a block loop.  Suppose the snapshot equals the one taken ``p``
 rounds earlier, and the blocks ahead have the same occurrences, tile fetches
-and dependencies as the blocks ``p`` earlier (the loop's index stays inside
-``[2, bound - 2]``), then the next ``p`` rounds repeat the last ``p`` rounds
-shifted in time.  The kernel then adds ``k`` periods at once: cycles,
-counters and positions advance by ``k`` times one period's change.  Nothing
-is approximated, so the result equals stepping every cycle.
+and dependencies as the blocks ``p`` earlier (for a constrained loop, its
+index stays inside ``[2, bound - 2]``).  Then the next ``p`` rounds repeat
+the last ``p`` rounds shifted in time, and the kernel adds ``k`` periods at
+once: cycles, counters and positions advance by ``k`` times one period's
+change.  Nothing is approximated, so the result equals stepping every cycle.
 
 Tiles fetched far ahead (for a later iteration of an outer loop) keep their
 absolute blocks, and a jump stops before the window reaches them.
@@ -33,7 +33,7 @@ PENDING = np.int64(-(1 << 42))
 
 @numba.njit(cache=True)
 def _near(prog, block, round_, horizon):
-    """Whether a tile block lies in the window that moves with a jump."""
+    """Return whether a tile block lies in the window that moves with a jump."""
     return -prog[lay.BACK] <= block - round_ <= horizon
 
 
@@ -103,10 +103,12 @@ def _write_snapshot(prog, mem, round_, t, horizon, out):
         out[n + 6] = mem[row + lay.CURRENT_TRANSFER] if busy else 0
         out[n + 7] = mem[row + lay.TRANSFER_READY] - t if busy and mem[row + lay.CURRENT_TRANSFER] == 2 else 0
         n += 8
+
     for e in range(prog[lay.EINSUMS]):
         for block in range(round_ - back, round_ + lead + 1):
             out[n] = _done_value(prog, mem, e, block, t)
             n += 1
+
     depth = mem[lay.DEPTH]
     for s in range(prog[lay.STREAMS]):
         state = mem[lay.STREAM_STATE_AT] + s * lay.STREAM_STATE_COLUMNS
@@ -134,6 +136,7 @@ def _write_snapshot(prog, mem, round_, t, horizon, out):
                         out[n + 2] = ready - t
                     out[n + 3] = mem[_slot(mem, s, slot, lay.SLOT_DELAYED)]
             n += 4
+
     out[n] = mem[scalars + lay.OCCUPANCY]
     n += 1
     active = mem[scalars + lay.SERVER_ACTIVE]
@@ -145,6 +148,7 @@ def _write_snapshot(prog, mem, round_, t, horizon, out):
     out[n + 4] = _relative_block(prog, mem[scalars + lay.SERVER_AUX], round_, horizon) if fetch else 0
     out[n + 5] = mem[scalars + lay.QUEUE_LENGTH]
     n += 6
+
     capacity = mem[lay.QUEUE]
     for i in range(capacity):
         out[n] = 0
@@ -179,7 +183,7 @@ def _meta(mem, candidate, index):
 
 @numba.njit(cache=True)
 def _allowed_periods(prog, mem, candidate, loop, constrained, round_, horizon):
-    """Whole periods the state may jump forward from ``round_``; 0 when it may not.
+    """Return the whole periods the state may jump forward from ``round_``, 0 when it may not.
 
     For a constrained loop, every block from one period before the window to
     the window's far end after the jump must keep the loop's index inside

@@ -6,8 +6,8 @@ the analytical traffic up to rounding each block's bytes up to whole bytes.
 
 * A tensor kept in DRAM and in an on-chip level is prefetched as tiles.  A
   block loop changes the tile when it indexes the tensor or sits outside the
-  innermost DRAM loop that does (the reuse rule's refetch); other loops keep
-  it.  Each tile is fetched at the first block that needs it and released
+  innermost DRAM loop that does, as the reuse rule refetches.  Other loops
+  keep it.  Each tile is fetched at the first block that needs it and released
   after the last, with twice the resident tiles in flight when the mapping
   overlaps memory and compute (double buffering).
 * Other DRAM reads of a block (a tensor streamed straight from DRAM, the
