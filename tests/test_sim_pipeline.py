@@ -169,6 +169,12 @@ def test_few_buffer_ports_stretch_blocks():
     assert result.stall_cycles["buffer_port"] > 0
 
 
+def test_one_bank_serves_one_port():
+    workload = parse_shape("B=1,H=4,E=64,F=64", 4096)
+    result = run("fusemax-binding", workload, overrides=[("global_buffer.banks", "1")])
+    assert result.stall_cycles["buffer_port"] > 0
+
+
 def test_full_buffer_blocks_prefetch():
     workload = parse_shape("B=1,H=4,E=64,F=64", 4096)
     roomy = run("fusemax-binding", workload)

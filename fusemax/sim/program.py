@@ -200,7 +200,9 @@ def _plan_phase(name, stages, evaluation: Evaluation, cascade: Cascade, spill, f
     # DRAM traffic, buffer ports and output latencies.
     producers = {dep.tensor: dep.producer for dep in dependencies}
     traffic = plan_traffic(names, cascade, evaluation, nests, block_loops, bounds, lacks, occurrences, producers, spill)
-    port_words = arch.simulation.global_buffer_ports * (arch.global_buffer.row_bits // arch.word_bits)
+    # Each port moves one row per cycle, and a bank serves one port at a time.
+    ports = min(arch.simulation.global_buffer_ports, arch.global_buffer.banks)
+    port_words = ports * (arch.global_buffer.row_bits // arch.word_bits)
     stretch = {}
     out_latency = {}
     for einsum in names:
