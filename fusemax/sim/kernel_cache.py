@@ -1,7 +1,7 @@
 """Keep numba's on-disk cache of the pipeline kernel consistent with its sources.
 
 Numba (0.68) keys a cached function on its own source file only.  The
-pipeline kernel spans several modules (``layout``, ``blocks``, ``steady``,
+pipeline kernel spans several modules (``layout``, ``address``, ``blocks``, ``steady``,
 ``pipeline``), so after an edit to one of them the cached ``run_phase`` would
 still contain the old code of the others.  Before the first simulation of a
 process, this module hashes those sources and, when the hash differs from the
@@ -18,7 +18,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-KERNEL_MODULES = ("layout", "blocks", "steady", "pipeline")
+KERNEL_MODULES = ("layout", "address", "blocks", "steady", "pipeline")
 STAMP = "fusemax-kernel-sources.sha256"
 
 _checked = False

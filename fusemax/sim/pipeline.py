@@ -29,6 +29,7 @@ import numpy as np
 
 from fusemax.sim.blocks import block_points, loop_index, next_event, occurs, releases_tile, tile_event_block
 from fusemax.sim import layout as lay
+from fusemax.sim.address import counter, einsum_field, einsum_state, scalar, slot_address, stream_field, stream_state, unit
 from fusemax.sim.steady import fast_forward
 
 STALL_CAUSES = ("dependency", "dram", "buffer_full", "buffer_port")
@@ -38,49 +39,6 @@ BUFFER_FULL = 2
 BUFFER_PORT = 3
 
 DEADLOCK = 1
-
-
-@numba.njit(cache=True)
-def einsum_field(prog, einsum, column):
-    return prog[prog[lay.EINSUM_TABLE] + einsum * lay.EINSUM_COLUMNS + column]
-
-
-@numba.njit(cache=True)
-def stream_field(prog, stream, column):
-    return prog[prog[lay.STREAM_TABLE] + stream * lay.STREAM_COLUMNS + column]
-
-
-@numba.njit(cache=True)
-def unit(mem, a, column):
-    """Address of column ``column`` of array ``a``'s state."""
-    return mem[lay.UNIT_AT] + a * lay.UNIT_COLUMNS + column
-
-
-@numba.njit(cache=True)
-def scalar(mem, index):
-    """Address of a scalar of the state."""
-    return mem[lay.SCALARS_AT] + index
-
-
-@numba.njit(cache=True)
-def counter(mem, index):
-    """Address of a counter of the state."""
-    return mem[lay.COUNTERS_AT] + index
-
-
-@numba.njit(cache=True)
-def slot_address(mem, stream, slot, column):
-    return mem[lay.SLOT_AT] + (stream * mem[lay.DEPTH] + slot) * lay.SLOT_COLUMNS + column
-
-
-@numba.njit(cache=True)
-def stream_state(mem, stream, column):
-    return mem[lay.STREAM_STATE_AT] + stream * lay.STREAM_STATE_COLUMNS + column
-
-
-@numba.njit(cache=True)
-def einsum_state(mem, einsum, column):
-    return mem[lay.EINSUM_STATE_AT] + einsum * lay.EINSUM_STATE_COLUMNS + column
 
 
 @numba.njit(cache=True)

@@ -84,7 +84,6 @@ def _write_snapshot(prog, mem, round_, t, horizon, out):
     """Write the state relative to (round_, t) into ``out``; returns False when the arrays are too far apart."""
     lead = prog[lay.LEAD]
     back = prog[lay.BACK]
-    blocks = prog[lay.BLOCKS]
     scalars = mem[lay.SCALARS_AT]
     n = 0
     for a in range(2):
