@@ -1,7 +1,7 @@
 """Addresses in the kernel's program and state buffers (see ``layout.py``).
 
-The ``*_field`` functions read a program value; the others return the index
-of a state value, so the kernel can read and write it in place.
+The ``*_field`` functions read a program value.  The others return the index
+of a state value, so that the kernel can read and write it in place.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How a block covers each rank of an Einsum: exact points per block and register words per tile.
+"""Block coverage of an Einsum's ranks: exact points per block and register words per tile.
 
 Ranks are whole partitions (``M`` when an Einsum iterates both ``M1`` and
 ``M0``) or single ranks, each split into the mapping's factors, outermost
