@@ -1,5 +1,6 @@
 """Tests for the offline HTML report of the FuseMax evaluation."""
 
+import os
 import re
 
 import pytest
@@ -616,7 +617,7 @@ def test_failed_replace_leaves_no_temp_file(tmp_path, monkeypatch, tables, summa
     def fail_replace(source, destination):
         raise OSError("replace failed")
 
-    monkeypatch.setattr(report.os, "replace", fail_replace)
+    monkeypatch.setattr(os, "replace", fail_replace)
     with pytest.raises(OSError, match="replace failed"):
         report.write_report(path, tables, summary)
 

@@ -1,12 +1,9 @@
-"""Writing study results: CSV tables in the artifact's number format, written atomically."""
+"""Rendering study results as CSV tables in the artifact's number format."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
-from pathlib import Path
 
 INTEGER_COLUMNS = ("traffic", "PE_dim")
 
@@ -32,23 +29,3 @@ def table_csv(rows: list[dict[str, object]], columns: list[str], trailing_empty_
     for row in rows:
         writer.writerow([format_value(column, row[column]) for column in columns])
     return buffer.getvalue()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current

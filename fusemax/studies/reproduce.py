@@ -21,10 +21,11 @@ from fusemax.arch import load_architecture
 from fusemax.mapping import load_mapping
 from fusemax.model.area import array2d_area_um2, global_buffer_area_um2, total_area_um2
 from fusemax.model.evaluate import Evaluation, evaluate, evaluate_best
-from fusemax.studies.output import table_csv, write_atomic
+from fusemax.files import write_atomic
+from fusemax.studies.output import table_csv
 from fusemax.studies.pareto import COLUMNS as PARETO_COLUMNS
 from fusemax.studies.pareto import run_pareto
-from fusemax.workloads import MODELS, PAPER_LENGTHS, Workload, linear_layers, model_workload, parse_length
+from fusemax.workloads import MODELS, PAPER_LENGTHS, linear_layers, model_workload, parse_length
 
 logger = logging.getLogger(__name__)
 
@@ -204,26 +205,21 @@ def reproduce(out: Path, variant: str = "paper") -> dict[str, object]:
         rows = run_configuration(configuration, variant=variant, breakdowns=breakdowns)
         tables[configuration.table] = rows
         columns = BASE_COLUMNS + list(configuration.einsum_columns)
-        write_atomic(out / f"{configuration.table}.csv", table_csv(rows, columns, configuration.trailing_empty_column))
+        write_atomic(out / f"{configuration.table}.csv", [table_csv(rows, columns, configuration.trailing_empty_column)])
     for table in END_TO_END:
         logger.info("evaluating %s", table)
         tables[table] = run_end_to_end(table, variant=variant)
-        write_atomic(out / f"{table}.csv", table_csv(tables[table], END_TO_END_COLUMNS))
+        write_atomic(out / f"{table}.csv", [table_csv(tables[table], END_TO_END_COLUMNS)])
     logger.info("evaluating the Pareto sweep")
     tables["pareto"] = run_pareto(variant)
-    write_atomic(out / "pareto.csv", table_csv(tables["pareto"], PARETO_COLUMNS))
+    write_atomic(out / "pareto.csv", [table_csv(tables["pareto"], PARETO_COLUMNS)])
 
-    write_atomic(out / "energy-breakdown.csv", table_csv(breakdowns, ["table", "model", "seq_len", "component", "energy_pj"]))
+    write_atomic(out / "energy-breakdown.csv", [table_csv(breakdowns, ["table", "model", "seq_len", "component", "energy_pj"])])
     areas = area_breakdown(variant)
-    write_atomic(out / "area-breakdown.csv", table_csv(areas, ["arch", "component", "area_um2"]))
+    write_atomic(out / "area-breakdown.csv", [table_csv(areas, ["arch", "component", "area_um2"])])
     summary = summarize(tables, variant)
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "summary.json", [json.dumps(summary, indent=2) + "\n"])
     write_report(
         out / "report.html", tables, summary, {"energy": breakdowns, "area": areas}, figures_dir=out / "figures"
     )
     return {"summary": summary, "tables": tables, "energy_breakdown": breakdowns, "area_breakdown": areas}
-
-
-def workload_label(workload: Workload) -> str:
-    """A short label for a workload, for logs."""
-    return f"{workload.model or 'shape'} {workload.length_label}"
