@@ -1,4 +1,4 @@
-"""The package layering: the cascade language knows nothing about hardware."""
+"""The package layering: the cascade language imports nothing from the hardware package."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def test_full_tiles_match_closed_form(B, H, E, tiles_m, tiles_p, pe):
 
 def test_partial_tiles_are_charged_exactly():
     result = run(dict(B=2, H=3, E=64, F=64, M=1000, P=1300))
-    # 4 key tiles (the last holds 232 keys) and 6 query tiles (the last holds 20 queries).
+    # 4 key tiles (the last has 232 keys) and 6 query tiles (the last has 20 queries).
     assert result.factors.size["M1"] == 4
     tiles = 6
     assert tiles % result.factors.size["P1"] == 0

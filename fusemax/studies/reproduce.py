@@ -75,7 +75,7 @@ END_TO_END_COLUMNS = ["model", "seq_len", "traffic", "latency", "energy"]
 
 
 def table_row(model: str, seq_len: str, result: Evaluation, einsum_columns: dict[str, str]) -> dict[str, object]:
-    """One row of an attention table in the artifact's columns and units."""
+    """Build one row of an attention table in the artifact's columns and units."""
     row: dict[str, object] = {
         "model": model,
         "seq_len": seq_len,
@@ -117,7 +117,7 @@ def run_configuration(
 
 
 def run_end_to_end(table: str, models=MODELS, lengths=PAPER_LENGTHS, variant: str = "paper") -> list[dict[str, object]]:
-    """The six linear layers of one transformer block on one platform, per model and length."""
+    """Evaluate the six linear layers of one transformer block on one platform, per model and length."""
     arch = load_architecture(END_TO_END[table], variant=variant)
     mapping, _ = load_mapping("linear", variant=variant)
     rows = []
